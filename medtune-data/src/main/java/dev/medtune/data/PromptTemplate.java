@@ -1,0 +1,84 @@
+package dev.medtune.data;
+
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A training/inference prompt template with the placeholders {@code {question}}, {@code {answer}}
+ * and {@code {explanation}}. The prompt is the template up to the {@code {answer}} placeholder;
+ * the completion is the rest. Training text is prompt + completion, without an end-of-sequence
+ * token (training appends the model's own).
+ */
+public final class PromptTemplate {
+
+  /**
+   * The recipe's template, exactly (../shared/reference/seed-facts.md): one newline after the
+   * answer line; the inference prompt is the same text with an empty answer slot.
+   */
+  public static final String RECIPE_TEXT =
+      "Give an answer for the following medical question.\n\n"
+          + "### Question:\n{question}\n\n"
+          + "### Answer:\n{answer}. {explanation}\n";
+
+  private static final Pattern PLACEHOLDER = Pattern.compile("\\{([A-Za-z_]+)}");
+
+  private final String text;
+  private final int answerAt;
+
+  private PromptTemplate(String text) {
+    Matcher m = PLACEHOLDER.matcher(text);
+    while (m.find()) {
+      String name = m.group(1);
+      if (!name.equals("question") && !name.equals("answer") && !name.equals("explanation")) {
+        throw new IllegalArgumentException("unknown placeholder {" + name
+            + "} in the template; expected only {question}, {answer} and {explanation}");
+      }
+    }
+    for (String required : new String[] {"{question}", "{answer}"}) {
+      if (!text.contains(required)) {
+        throw new IllegalArgumentException("the template has no " + required + " placeholder");
+      }
+    }
+    this.text = text;
+    this.answerAt = text.indexOf("{answer}");
+    if (text.indexOf("{question}") > answerAt) {
+      throw new IllegalArgumentException("the template puts {answer} before {question}");
+    }
+  }
+
+  /** The recipe's template. */
+  public static PromptTemplate recipe() {
+    return new PromptTemplate(RECIPE_TEXT);
+  }
+
+  /** A template from its text; an unknown placeholder is an {@link IllegalArgumentException}. */
+  public static PromptTemplate of(String text) {
+    return new PromptTemplate(text);
+  }
+
+  /** The prompt a model sees for a question: the template up to the answer slot. */
+  public String prompt(String question) {
+    return fill(text.substring(0, answerAt), Map.of("question", question));
+  }
+
+  /** What the model should produce after {@link #prompt}. */
+  public String completion(String answer, String explanation) {
+    return fill(text.substring(answerAt), Map.of("answer", answer, "explanation", explanation));
+  }
+
+  public String text() {
+    return text;
+  }
+
+  private static String fill(String part, Map<String, String> values) {
+    Matcher m = PLACEHOLDER.matcher(part);
+    StringBuilder out = new StringBuilder();
+    while (m.find()) {
+      String v = values.get(m.group(1));
+      m.appendReplacement(out, Matcher.quoteReplacement(v == null ? m.group() : v));
+    }
+    m.appendTail(out);
+    return out.toString();
+  }
+}
