@@ -104,7 +104,8 @@ public final class Prepare {
       this.out = out;
       this.cleaner = ExplanationCleaner.of(o.cleaner());
       this.order = order(o.order());
-      this.kept = new PriorityQueue<>(Math.min(o.limit(), 1 << 16) + 1, order.reversed());
+      Comparator<Candidate> worstFirst = (a, b) -> order.compare(b, a);
+      this.kept = new PriorityQueue<>(Math.min(o.limit(), 1 << 16) + 1, worstFirst);
       try {
         this.rejectedOut = Files.newBufferedWriter(out.temp().resolve("rejected.jsonl"));
       } catch (IOException e) {
@@ -262,7 +263,8 @@ public final class Prepare {
                 + " with " + copBase + "-based cop, " + copBaseFrom + ")");
         return;
       }
-      List<String> options = r.options().stream().map(String::strip).toList();
+      List<String> options = List.of(r.options().get(0).strip(), r.options().get(1).strip(),
+          r.options().get(2).strip(), r.options().get(3).strip());
       String answer = options.get(index);
       // stage 4: cleanup
       String exp = r.exp() == null ? "" : r.exp();
@@ -474,13 +476,16 @@ public final class Prepare {
     }
   }
 
+  /** Smaller is selected first; ties by source order. Plain comparisons: this runs per row. */
   private static Comparator<Candidate> order(PrepareOptions.Order order) {
-    Comparator<Candidate> bySeq = Comparator.comparingLong(Candidate::seq);
     return switch (order) {
-      case SHORTEST -> Comparator.comparingInt(Candidate::words).thenComparing(bySeq);
-      case LONGEST -> Comparator.comparingInt((Candidate c) -> -c.words()).thenComparing(bySeq);
-      case RANDOM -> Comparator.comparingLong(Candidate::randomKey).thenComparing(bySeq);
-      case SOURCE -> bySeq;
+      case SHORTEST -> (a, b) -> a.words() != b.words()
+          ? Integer.compare(a.words(), b.words()) : Long.compare(a.seq(), b.seq());
+      case LONGEST -> (a, b) -> a.words() != b.words()
+          ? Integer.compare(b.words(), a.words()) : Long.compare(a.seq(), b.seq());
+      case RANDOM -> (a, b) -> a.randomKey() != b.randomKey()
+          ? Long.compare(a.randomKey(), b.randomKey()) : Long.compare(a.seq(), b.seq());
+      case SOURCE -> (a, b) -> Long.compare(a.seq(), b.seq());
     };
   }
 
