@@ -2,14 +2,12 @@ package dev.medtune.data;
 
 import com.fasterxml.jackson.annotation.JsonPropertyOrder;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.OutputStreamWriter;
-import java.io.UncheckedIOException;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -117,18 +115,18 @@ public final class Prepare {
       MedMcqaReader reader = new MedMcqaReader(out.temp());
       String keepChoiceType = o.choiceType() == PrepareOptions.ChoiceType.ALL
           ? null : o.choiceType().name().toLowerCase(Locale.ROOT);
-      for (Path file : inputs.files()) {
-        copBase = o.copBase();
-        copBaseFrom = o.copBase() == null ? null : "--cop-base";
-        pending.clear();
-        fileRecords = 0;
-        reader.read(file, keepChoiceType, this);
-        endFile(file);
-      }
-      try {
-        rejectedOut.close();
+      try (rejectedOut) {
+        for (Path file : inputs.files()) {
+          copBase = o.copBase();
+          copBaseFrom = o.copBase() == null ? null : "--cop-base";
+          pending.clear();
+          fileRecords = 0;
+          reader.read(file, keepChoiceType, this);
+          endFile(file);
+        }
       } catch (IOException e) {
-        throw new UncheckedIOException(e);
+        throw new PrepareException(out.temp() + ": cannot write rejected.jsonl: " + e.getMessage(),
+            e);
       }
       if (records == 0) {
         throw new PrepareException(o.input() + ": no MedMCQA records in the input");
