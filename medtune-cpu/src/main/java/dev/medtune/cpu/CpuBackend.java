@@ -83,10 +83,10 @@ final class CpuBackend implements Backend {
   }
 
   @Override
-  public void copyToHost(Tensor src, long offset, float[] dst) {
+  public void copyToHost(Tensor src, long offset, float[] dst, int count) {
     CpuTensor s = (CpuTensor) src;
-    checkRange(s, offset, dst.length);
-    Matmul.toFloat(s, offset, dst.length, dst);
+    checkRange(s, offset, count);
+    Matmul.toFloat(s, offset, count, dst);
   }
 
   private static void checkRange(CpuTensor t, long offset, long count) {

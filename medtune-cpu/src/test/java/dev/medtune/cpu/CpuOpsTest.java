@@ -49,7 +49,7 @@ class CpuOpsTest {
 
   private float[] read(Tensor t) {
     float[] f = new float[(int) t.size()];
-    cpu.copyToHost(t, 0, f);
+    cpu.copyToHost(t, 0, f, f.length);
     return f;
   }
 

@@ -41,8 +41,8 @@ public interface Backend extends AutoCloseable {
   /** Copies {@code src.length} floats from the host into {@code dst} starting at element {@code offset}. */
   void copyFromHost(float[] src, Tensor dst, long offset);
 
-  /** Copies {@code dst.length} floats of {@code src}, starting at element {@code offset}, to the host. */
-  void copyToHost(Tensor src, long offset, float[] dst);
+  /** Copies {@code count} floats of {@code src}, from its element {@code offset}, to {@code dst[0..count)}. */
+  void copyToHost(Tensor src, long offset, float[] dst, int count);
 
   // ---------------------------------------------------------------- ops
 
