@@ -18,6 +18,7 @@ import picocli.CommandLine.Option;
       GenerateCommand.class,
       CommandLine.HelpCommand.class,
       InitModelCommand.class,
+      PrepareCommand.class,
     })
 public final class Main implements Runnable {
 
