@@ -292,12 +292,13 @@ final class CommitUpload {
     ObjectNode complete = HubHttp.JSON.createObjectNode().put("oid", f.sha256());
     ArrayNode parts = complete.putArray("parts");
     for (int i = 0; i < partUrls.size(); i++) {
+      int partNo = i + 1;
       long off = i * chunk;
       long len = Math.min(chunk, f.size() - off);
       HttpResponse<InputStream> r = put(URI.create(partUrls.get(i)), f, off, len, Map.of());
       String etag = r.headers().firstValue("ETag").orElseThrow(() -> new HubException(HubException.Kind.OTHER,
-          "the storage answer for part " + parts.size() + " of " + f.path() + " has no ETag"));
-      parts.addObject().put("partNumber", parts.size() + 1).put("etag", etag);
+"the storage answer for part " + partNo + " of " + f.path() + " has no ETag"));
+      parts.addObject().put("partNumber", partNo).put("etag", etag);
     }
     http.json("POST", URI.create(upload.path("href").asText()), complete, LFS_HEADERS, target);
   }

@@ -354,8 +354,12 @@ final class FakeHub implements AutoCloseable {
   }
 
   private void createRepo(HttpExchange ex, String token) throws IOException {
-    if (token == null || !writeTokens.contains(token)) {
-      error(ex, 401, null, "You must be authenticated with a write token to create a repository");
+    if (token == null) {
+      error(ex, 401, null, "Invalid username or password.");
+      return;
+    }
+    if (!writeTokens.contains(token)) {
+      error(ex, 403, null, "You don't have the rights to create a model under this namespace");
       return;
     }
     JsonNode b = JSON.readTree(ex.getRequestBody());
