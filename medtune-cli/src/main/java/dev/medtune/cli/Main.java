@@ -16,6 +16,8 @@ import picocli.CommandLine.Option;
     subcommands = {
       // one line per command; keep alphabetical
       CommandLine.HelpCommand.class,
+      PullCommand.class,
+      PushCommand.class,
     })
 public final class Main implements Runnable {
 

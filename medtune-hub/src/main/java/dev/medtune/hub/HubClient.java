@@ -82,7 +82,7 @@ public final class HubClient implements AutoCloseable {
     Path repoDir = cache.repoFolder(type, repoId);
     HubHttp.Target target = new HubHttp.Target(type, repoId, rev, null);
     if (config.offline()) {
-      return cached(repoDir, rev, includes, excludes).orElseThrow(() -> new HubException(HubException.Kind.OFFLINE,
+      return cached(repoDir, rev).orElseThrow(() -> new HubException(HubException.Kind.OFFLINE,
           "offline (HF_HUB_OFFLINE is set) and " + target.describe() + " at revision " + rev
               + " is not in the cache " + config.cacheDir() + "; unset HF_HUB_OFFLINE to download it"));
     }
@@ -92,7 +92,7 @@ public final class HubClient implements AutoCloseable {
           null, Map.of(), target);
     } catch (HubException e) {
       if (e.kind() == HubException.Kind.NETWORK) {
-        Optional<Path> c = cached(repoDir, rev, includes, excludes);
+        Optional<Path> c = cached(repoDir, rev);
         if (c.isPresent()) {
           progress.note("the hub is unreachable (" + e.getMessage() + "); using the cached snapshot " + c.get());
           return c.get();
@@ -114,13 +114,17 @@ public final class HubClient implements AutoCloseable {
       }
     }
     try {
-      Files.createDirectories(HubCache.snapshotDir(repoDir, commit));
       HubCache.writeRef(repoDir, rev, commit);
     } catch (IOException e) {
       throw ioFailure(e, repoDir);
     }
     downloadAll(repoDir, type, repoId, commit, files, progress);
-    return HubCache.snapshotDir(repoDir, commit);
+    try {
+      // the folder exists only once its files do (offline use takes an existing folder as complete)
+      return Files.createDirectories(HubCache.snapshotDir(repoDir, commit));
+    } catch (IOException e) {
+      throw ioFailure(e, repoDir);
+    }
   }
 
   private void downloadAll(Path repoDir, RepoType type, String repoId, String commit, List<String> files,
@@ -172,8 +176,16 @@ public final class HubClient implements AutoCloseable {
     return download.fetch(repoDir, commit, file, meta, target, progress);
   }
 
-  private Optional<Path> cached(Path repoDir, String rev, List<String> includes, List<String> excludes) {
-    return HubCache.commitOf(repoDir, rev).map(c -> HubCache.snapshotDir(repoDir, c)).filter(Files::isDirectory);
+  private Optional<Path> cached(Path repoDir, String rev) {
+    return HubCache.commitOf(repoDir, rev).map(c -> HubCache.snapshotDir(repoDir, c)).filter(HubClient::nonEmptyDir);
+  }
+
+  private static boolean nonEmptyDir(Path p) {
+    try (var s = Files.list(p)) {
+      return s.findAny().isPresent();
+    } catch (IOException e) {
+      return false;
+    }
   }
 
   private RuntimeException ioFailure(IOException e, Path where) {

@@ -41,47 +41,47 @@ import java.util.concurrent.atomic.AtomicLong;
  * commit, preupload and LFS batch APIs). Faults are injected per file name. The client under test
  * speaks real HTTP to it.
  */
-final class FakeHub implements AutoCloseable {
-  static final ObjectMapper JSON = new ObjectMapper();
-  static final long LFS_THRESHOLD = 10L << 20;
+public final class FakeHub implements AutoCloseable {
+  public static final ObjectMapper JSON = new ObjectMapper();
+  public static final long LFS_THRESHOLD = 10L << 20;
 
   /** A file in a commit: its bytes (or a file on disk, for the benchmark) and its ids. */
-  record Entry(byte[] bytes, Path disk, long size, String sha256, String gitOid, boolean lfs) {
-    InputStream open() throws IOException {
+  public record Entry(byte[] bytes, Path disk, long size, String sha256, String gitOid, boolean lfs) {
+    public InputStream open() throws IOException {
       return bytes != null ? new java.io.ByteArrayInputStream(bytes) : Files.newInputStream(disk);
     }
   }
 
-  static final class Repo {
-    final RepoType type;
-    final String id;
-    boolean isPrivate;
-    boolean gated;
-    final Set<String> granted = new HashSet<>();
-    final Map<String, String> branches = new ConcurrentHashMap<>();
-    final Map<String, Map<String, Entry>> commits = new ConcurrentHashMap<>();
+  public static final class Repo {
+    public final RepoType type;
+    public final String id;
+    public boolean isPrivate;
+    public boolean gated;
+    public final Set<String> granted = new HashSet<>();
+    public final Map<String, String> branches = new ConcurrentHashMap<>();
+    public final Map<String, Map<String, Entry>> commits = new ConcurrentHashMap<>();
 
-    Repo(RepoType type, String id) {
+    public Repo(RepoType type, String id) {
       this.type = type;
       this.id = id;
     }
 
-    Map<String, Entry> tree(String rev) {
+    public Map<String, Entry> tree(String rev) {
       String c = branches.getOrDefault(rev, rev);
       return commits.get(c);
     }
 
-    String commitOf(String rev) {
+    public String commitOf(String rev) {
       return branches.containsKey(rev) ? branches.get(rev) : commits.containsKey(rev) ? rev : null;
     }
   }
 
   /** A fault for the next body request of a file: a status, a cut, a slow or stalled stream. */
-  sealed interface Fault {}
-  record Status(int code) implements Fault {}
-  record Cut(long after) implements Fault {}
-  record Slow(int chunk, long delayMs) implements Fault {}
-  record Stall(long after, long ms) implements Fault {}
+  public sealed interface Fault {}
+  public record Status(int code) implements Fault {}
+  public record Cut(long after) implements Fault {}
+  public record Slow(int chunk, long delayMs) implements Fault {}
+  public record Stall(long after, long ms) implements Fault {}
 
   private final HttpServer server;
   private final ExecutorService pool = Executors.newCachedThreadPool(r -> {
@@ -89,42 +89,42 @@ final class FakeHub implements AutoCloseable {
     t.setDaemon(true);
     return t;
   });
-  final Map<String, Repo> repos = new ConcurrentHashMap<>();
-  final Set<String> readTokens = ConcurrentHashMap.newKeySet();
-  final Set<String> writeTokens = ConcurrentHashMap.newKeySet();
-  final Map<String, Entry> lfsStore = new ConcurrentHashMap<>();
-  final Map<String, Deque<Fault>> faults = new ConcurrentHashMap<>();
-  final Deque<Integer> apiFaults = new ArrayDeque<>();
-  final Set<String> wrongHash = ConcurrentHashMap.newKeySet();
-  final AtomicInteger lfsPuts = new AtomicInteger();
-  final AtomicLong lfsBytesReceived = new AtomicLong();
-  final AtomicInteger commitsMade = new AtomicInteger();
-  final AtomicInteger storageGets = new AtomicInteger();
-  final AtomicInteger tokenLeaks = new AtomicInteger();
-  final List<String> log = Collections.synchronizedList(new ArrayList<>());
+  public final Map<String, Repo> repos = new ConcurrentHashMap<>();
+  public final Set<String> readTokens = ConcurrentHashMap.newKeySet();
+  public final Set<String> writeTokens = ConcurrentHashMap.newKeySet();
+  public final Map<String, Entry> lfsStore = new ConcurrentHashMap<>();
+  public final Map<String, Deque<Fault>> faults = new ConcurrentHashMap<>();
+  public final Deque<Integer> apiFaults = new ArrayDeque<>();
+  public final Set<String> wrongHash = ConcurrentHashMap.newKeySet();
+  public final AtomicInteger lfsPuts = new AtomicInteger();
+  public final AtomicLong lfsBytesReceived = new AtomicLong();
+  public final AtomicInteger commitsMade = new AtomicInteger();
+  public final AtomicInteger storageGets = new AtomicInteger();
+  public final AtomicInteger tokenLeaks = new AtomicInteger();
+  public final List<String> log = Collections.synchronizedList(new ArrayList<>());
   /** Every Authorization header value and request line seen, to check what reached the server. */
-  final List<String> authSeen = Collections.synchronizedList(new ArrayList<>());
-  volatile long multipartThreshold = Long.MAX_VALUE;
-  volatile long multipartChunk = 1 << 20;
+  public final List<String> authSeen = Collections.synchronizedList(new ArrayList<>());
+  public volatile long multipartThreshold = Long.MAX_VALUE;
+  public volatile long multipartChunk = 1 << 20;
 
-  FakeHub() throws IOException {
+  public FakeHub() throws IOException {
     server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 64);
     server.createContext("/", this::handle);
     server.setExecutor(pool);
     server.start();
   }
 
-  int port() {
+  public int port() {
     return server.getAddress().getPort();
   }
 
   /** The hub's address, what HF_ENDPOINT would be. */
-  String endpoint() {
+  public String endpoint() {
     return "http://127.0.0.1:" + port();
   }
 
   /** The storage host: the same server under another host name, so a token must not follow. */
-  String storage() {
+  public String storage() {
     return "http://localhost:" + port();
   }
 
@@ -136,11 +136,11 @@ final class FakeHub implements AutoCloseable {
 
   // ---- setting up repositories
 
-  static Entry entry(byte[] bytes, boolean lfs) {
+  public static Entry entry(byte[] bytes, boolean lfs) {
     return new Entry(bytes, null, bytes.length, sha256(bytes), gitOid(bytes), lfs);
   }
 
-  static Entry diskEntry(Path p) throws IOException {
+  public static Entry diskEntry(Path p) throws IOException {
     MessageDigest d = sha();
     try (InputStream in = Files.newInputStream(p)) {
       byte[] buf = new byte[1 << 20];
@@ -152,12 +152,12 @@ final class FakeHub implements AutoCloseable {
     return new Entry(null, p, Files.size(p), HexFormat.of().formatHex(d.digest()), null, true);
   }
 
-  Repo repo(RepoType type, String id) {
+  public Repo repo(RepoType type, String id) {
     return repos.computeIfAbsent(type.plural() + "/" + id, k -> new Repo(type, id));
   }
 
   /** Adds a commit on {@code branch} with these files (on top of what the branch had). */
-  String commit(RepoType type, String id, String branch, Map<String, Entry> files) {
+  public String commit(RepoType type, String id, String branch, Map<String, Entry> files) {
     Repo r = repo(type, id);
     Map<String, Entry> tree = new LinkedHashMap<>();
     String parent = r.branches.get(branch);
@@ -179,7 +179,7 @@ final class FakeHub implements AutoCloseable {
     return c;
   }
 
-  void fault(String fileName, Fault... fs) {
+  public void fault(String fileName, Fault... fs) {
     faults.computeIfAbsent(fileName, k -> new ArrayDeque<>()).addAll(List.of(fs));
   }
 
@@ -341,7 +341,7 @@ final class FakeHub implements AutoCloseable {
   }
 
   /** The hub's rule of thumb: .gitattributes LFS extensions, big files, binary samples. */
-  static boolean lfsByRule(String path, long size, byte[] sample) {
+  public static boolean lfsByRule(String path, long size, byte[] sample) {
     if (path.endsWith(".safetensors") || path.endsWith(".bin") || path.endsWith(".pt") || size > LFS_THRESHOLD) {
       return true;
     }
@@ -657,7 +657,7 @@ final class FakeHub implements AutoCloseable {
     ex.getResponseBody().write(b);
   }
 
-  static MessageDigest sha() {
+  public static MessageDigest sha() {
     try {
       return MessageDigest.getInstance("SHA-256");
     } catch (Exception e) {
@@ -665,11 +665,11 @@ final class FakeHub implements AutoCloseable {
     }
   }
 
-  static String sha256(byte[] b) {
+  public static String sha256(byte[] b) {
     return HexFormat.of().formatHex(sha().digest(b));
   }
 
-  static String gitOid(byte[] b) {
+  public static String gitOid(byte[] b) {
     try {
       MessageDigest d = MessageDigest.getInstance("SHA-1");
       d.update(("blob " + b.length + "\0").getBytes(StandardCharsets.US_ASCII));
@@ -679,7 +679,7 @@ final class FakeHub implements AutoCloseable {
     }
   }
 
-  static Map<String, Entry> files(Object... pathAndEntry) {
+  public static Map<String, Entry> files(Object... pathAndEntry) {
     Map<String, Entry> m = new LinkedHashMap<>();
     for (int i = 0; i < pathAndEntry.length; i += 2) {
       m.put((String) pathAndEntry[i], (Entry) pathAndEntry[i + 1]);
