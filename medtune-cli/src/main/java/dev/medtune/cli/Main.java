@@ -19,6 +19,8 @@ import picocli.CommandLine.Option;
       CommandLine.HelpCommand.class,
       InitModelCommand.class,
       PrepareCommand.class,
+      PullCommand.class,
+      PushCommand.class,
     })
 public final class Main implements Runnable {
 
