@@ -1,16 +1,26 @@
 package dev.medtune.model.lora;
 
 import dev.medtune.model.LlamaConfig;
+import dev.medtune.model.ModelFormatException;
+import dev.medtune.model.safetensors.DType;
+import dev.medtune.model.safetensors.SafetensorsFile;
+import dev.medtune.model.safetensors.SafetensorsWriter;
+import dev.medtune.model.safetensors.TensorInfo;
 import dev.medtune.model.train.SplitMix64;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The LoRA weights of a Llama model: for each decoder layer and each targeted projection, A of
  * shape [r, in] and B of shape [out, r], float32, row-major as PyTorch stores them. Tensor names
  * are PEFT's ({@code base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight}), so the
- * adapter saved by {@code LoraAdapterFiles} loads in PEFT, unsloth and vLLM.
+ * adapter {@link #save}d loads in PEFT, unsloth and vLLM, and {@link #load} reads theirs.
  */
 public final class LoraAdapter {
 
@@ -130,5 +140,69 @@ public final class LoraAdapter {
 
   public long parameterCount() {
     return parameterCount(model, config);
+  }
+
+  /** The file name PEFT uses for the weights. */
+  public static final String WEIGHTS_FILE = "adapter_model.safetensors";
+
+  /**
+   * Writes the adapter in PEFT layout: {@code dir/adapter_config.json} and
+   * {@code dir/adapter_model.safetensors} (float32, metadata {@code format: pt} as PEFT writes it).
+   * Each file is written to a temporary name and renamed.
+   */
+  public void save(Path dir, String baseModelNameOrPath) {
+    SafetensorsWriter w = new SafetensorsWriter().metadata("format", "pt");
+    for (Tensor t : tensors) {
+      w.add(t.name(), DType.F32, new long[] {t.rows(), t.cols()}, t.data());
+    }
+    w.write(dir.resolve(WEIGHTS_FILE));
+    new PeftAdapterConfig(config, baseModelNameOrPath).write(dir);
+  }
+
+  /**
+   * Loads a PEFT adapter folder for {@code model}. The config must be one medtune supports
+   * ({@link PeftAdapterConfig#read}); every tensor it implies must be in the weights file with
+   * its exact shape (bf16/f16/f32 read, kept as float32), and the file may hold nothing else.
+   * A mismatch is a {@link ModelFormatException} naming the file, the tensor, and the expected
+   * and found shapes (an adapter of another model or rank fails on its first tensor).
+   */
+  public static LoraAdapter load(Path dir, LlamaConfig model) {
+    PeftAdapterConfig pc = PeftAdapterConfig.read(dir);
+    Path file = dir.resolve(WEIGHTS_FILE);
+    if (!Files.isRegularFile(file)) {
+      throw new ModelFormatException(file + ": no such file (a PEFT adapter folder holds "
+          + WEIGHTS_FILE + "; .bin adapters are not read)");
+    }
+    LoraAdapter a = zeros(model, pc.lora());
+    try (SafetensorsFile f = SafetensorsFile.open(file)) {
+      Map<String, TensorInfo> found = new HashMap<>(f.tensors());
+      for (Tensor t : a.tensors) {
+        TensorInfo info = found.remove(t.name());
+        if (info == null) {
+          throw new ModelFormatException(file + ": tensor " + t.name() + " is missing (adapter_config.json"
+              + " targets " + targetNames(pc.lora()) + " on " + model.numLayers() + " layers)");
+        }
+        long[] want = {t.rows(), t.cols()};
+        if (!Arrays.equals(want, info.shape())) {
+          throw new ModelFormatException(file + ": tensor " + t.name() + " has shape "
+              + Arrays.toString(info.shape()) + ", expected " + Arrays.toString(want) + " (r="
+              + pc.lora().r() + ", " + t.target().moduleName() + " is " + t.target().inFeatures(model)
+              + " -> " + t.target().outFeatures(model) + " in this model)");
+        }
+        float[] values = info.toFloatArray();
+        System.arraycopy(values, 0, t.data(), 0, values.length);
+      }
+      if (!found.isEmpty()) {
+        String extra = found.keySet().stream().sorted().findFirst().orElseThrow();
+        throw new ModelFormatException(file + ": tensor " + extra + " does not belong to a LoRA of "
+            + targetNames(pc.lora()) + " on a " + model.numLayers() + "-layer model ("
+            + found.size() + " unexpected tensor" + (found.size() == 1 ? "" : "s") + ")");
+      }
+    }
+    return a;
+  }
+
+  private static List<String> targetNames(LoraConfig c) {
+    return c.targets().stream().map(LoraTarget::moduleName).toList();
   }
 }

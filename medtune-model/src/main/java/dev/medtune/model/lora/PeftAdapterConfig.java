@@ -2,14 +2,12 @@ package dev.medtune.model.lora;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
-import java.io.IOException;
+import dev.medtune.model.Json;
+import dev.medtune.model.ModelFormatException;
 import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -35,33 +33,27 @@ public record PeftAdapterConfig(LoraConfig lora, String baseModelNameOrPath) {
   /** The PEFT release whose {@code adapter_config.json} layout {@link #write} follows. */
   public static final String PEFT_FORMAT_VERSION = "0.21.0";
 
-  private static final ObjectMapper JSON = JsonMapper.builder().build();
-
-  /** Reads {@code dir/adapter_config.json}, or the file itself when {@code path} is a file. */
-  public static PeftAdapterConfig read(Path path) throws IOException {
+  /**
+   * Reads {@code dir/adapter_config.json}, or the file itself when {@code path} is a file; a
+   * missing file, bad JSON or an unsupported setting is a one-line {@link ModelFormatException}.
+   */
+  public static PeftAdapterConfig read(Path path) {
     Path file = Files.isDirectory(path) ? path.resolve(FILE_NAME) : path;
-    JsonNode root;
-    try {
-      root = JSON.readTree(Files.readString(file));
-    } catch (NoSuchFileException e) {
-      throw new IOException(file + ": no such file (a PEFT adapter folder holds " + FILE_NAME + ")", e);
-    } catch (JsonProcessingException e) {
-      throw new IOException(file + ": not valid JSON: " + e.getOriginalMessage(), e);
-    }
+    JsonNode root = Json.read(file);
     if (root == null || !root.isObject()) {
-      throw new IOException(file + ": expected a JSON object");
+      throw new ModelFormatException(file + ": expected a JSON object");
     }
     return fromJson(root, file.toString());
   }
 
-  static PeftAdapterConfig fromJson(JsonNode root, String where) throws IOException {
+  static PeftAdapterConfig fromJson(JsonNode root, String where) {
     String peftType = text(root, "peft_type");
     if (!"LORA".equals(peftType)) {
-      throw new IOException(where + ": peft_type is " + quoted(peftType) + "; medtune reads only LORA adapters");
+      throw new ModelFormatException(where + ": peft_type is " + quoted(peftType) + "; medtune reads only LORA adapters");
     }
     String task = text(root, "task_type");
     if (task != null && !task.equals("CAUSAL_LM")) {
-      throw new IOException(where + ": task_type is \"" + task + "\"; expected CAUSAL_LM");
+      throw new ModelFormatException(where + ": task_type is \"" + task + "\"; expected CAUSAL_LM");
     }
     refuseIfTrue(root, "use_dora", where, "DoRA (use_dora: true) is not supported");
     refuseIfTrue(root, "lora_bias", where, "a LoRA bias (lora_bias: true) is not supported");
@@ -69,31 +61,31 @@ public record PeftAdapterConfig(LoraConfig lora, String baseModelNameOrPath) {
     refuseIfTrue(root, "fan_in_fan_out", where, "fan_in_fan_out: true is for GPT-2-style Conv1D layers, not Llama");
     String bias = text(root, "bias");
     if (bias != null && !bias.equals("none")) {
-      throw new IOException(where + ": bias is \"" + bias + "\"; medtune supports only \"none\"");
+      throw new ModelFormatException(where + ": bias is \"" + bias + "\"; medtune supports only \"none\"");
     }
     for (String field : List.of("modules_to_save", "layers_to_transform", "layers_pattern",
         "exclude_modules", "layer_replication", "trainable_token_indices", "target_parameters",
         "alora_invocation_tokens", "megatron_config")) {
       JsonNode n = root.get(field);
       if (n != null && !n.isNull() && !(n.isContainerNode() && n.isEmpty())) {
-        throw new IOException(where + ": " + field + " is " + n + "; medtune does not support " + field
+        throw new ModelFormatException(where + ": " + field + " is " + n + "; medtune does not support " + field
             + " (expected null)");
       }
     }
     for (String field : List.of("rank_pattern", "alpha_pattern")) {
       JsonNode n = root.get(field);
       if (n != null && !n.isNull() && !n.isEmpty()) {
-        throw new IOException(where + ": " + field + " is " + n
+        throw new ModelFormatException(where + ": " + field + " is " + n
             + "; per-module ranks/alphas are not supported (expected {})");
       }
     }
     JsonNode rNode = root.get("r");
     if (rNode == null || !rNode.canConvertToExactIntegral() || rNode.asInt() <= 0) {
-      throw new IOException(where + ": r must be a positive integer, found " + rNode);
+      throw new ModelFormatException(where + ": r must be a positive integer, found " + rNode);
     }
     JsonNode alphaNode = root.get("lora_alpha");
     if (alphaNode == null || !alphaNode.isNumber()) {
-      throw new IOException(where + ": lora_alpha must be a number, found " + alphaNode);
+      throw new ModelFormatException(where + ": lora_alpha must be a number, found " + alphaNode);
     }
     JsonNode dropoutNode = root.get("lora_dropout");
     double dropout = dropoutNode == null || dropoutNode.isNull() ? 0 : dropoutNode.asDouble();
@@ -105,29 +97,29 @@ public record PeftAdapterConfig(LoraConfig lora, String baseModelNameOrPath) {
       return new PeftAdapterConfig(
           new LoraConfig(rNode.asInt(), alphaNode.asDouble(), dropout, targets, useRslora), base);
     } catch (IllegalArgumentException e) {
-      throw new IOException(where + ": " + e.getMessage(), e);
+      throw new ModelFormatException(where + ": " + e.getMessage(), e);
     }
   }
 
-  private static List<LoraTarget> targets(JsonNode node, String where) throws IOException {
+  private static List<LoraTarget> targets(JsonNode node, String where) {
     if (node == null || node.isNull()) {
-      throw new IOException(where + ": target_modules is missing; expected a list such as [\"q_proj\", \"v_proj\"]");
+      throw new ModelFormatException(where + ": target_modules is missing; expected a list such as [\"q_proj\", \"v_proj\"]");
     }
     if (node.isTextual()) {
       if (node.asText().equals("all-linear")) {
         return List.of(LoraTarget.values()); // every linear layer of a decoder layer (lm_head excluded)
       }
-      throw new IOException(where + ": target_modules is the regular expression \"" + node.asText()
+      throw new ModelFormatException(where + ": target_modules is the regular expression \"" + node.asText()
           + "\"; medtune reads a list of module names (q_proj ... down_proj) or \"all-linear\"");
     }
     if (!node.isArray()) {
-      throw new IOException(where + ": target_modules must be a list, found " + node);
+      throw new ModelFormatException(where + ": target_modules must be a list, found " + node);
     }
     List<LoraTarget> out = new ArrayList<>();
     for (JsonNode n : node) {
       LoraTarget t = n.isTextual() ? LoraTarget.fromModuleName(n.asText()) : null;
       if (t == null) {
-        throw new IOException(where + ": target_modules names " + n
+        throw new ModelFormatException(where + ": target_modules names " + n
             + ", which is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
       }
       if (!out.contains(t)) {
@@ -141,12 +133,8 @@ public record PeftAdapterConfig(LoraConfig lora, String baseModelNameOrPath) {
    * Writes {@code dir/adapter_config.json} as PEFT 0.21 writes it after {@code save_pretrained}
    * ({@code inference_mode: true}); written to a temporary file and renamed.
    */
-  public void write(Path dir) throws IOException {
-    Files.createDirectories(dir);
-    Path file = dir.resolve(FILE_NAME);
-    Path tmp = dir.resolve(FILE_NAME + ".tmp");
-    Files.writeString(tmp, toJson());
-    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+  public void write(Path dir) {
+    Json.writeAtomically(dir.resolve(FILE_NAME), toJson().getBytes(StandardCharsets.UTF_8));
   }
 
   /** The file's text: every field PEFT 0.21's LoraConfig saves, sorted, Python-style layout. */
@@ -231,7 +219,7 @@ public record PeftAdapterConfig(LoraConfig lora, String baseModelNameOrPath) {
     }
     String json;
     try {
-      json = JSON.writeValueAsString(v);
+      json = Json.MAPPER.writeValueAsString(v);
     } catch (JsonProcessingException e) {
       throw new UncheckedIOException(e);
     }
@@ -257,10 +245,10 @@ public record PeftAdapterConfig(LoraConfig lora, String baseModelNameOrPath) {
     return s == null ? "missing" : "\"" + s + "\"";
   }
 
-  private static void refuseIfTrue(JsonNode root, String field, String where, String why) throws IOException {
+  private static void refuseIfTrue(JsonNode root, String field, String where, String why) {
     JsonNode n = root.get(field);
     if (n != null && n.asBoolean(false)) {
-      throw new IOException(where + ": " + why);
+      throw new ModelFormatException(where + ": " + why);
     }
   }
 

@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
+import dev.medtune.model.ModelFormatException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -72,7 +72,7 @@ class PeftAdapterConfigTest {
 
   @Test
   void refusesRegexTargetsNamingTheField() throws Exception {
-    var e = assertThrows(IOException.class,
+    var e = assertThrows(ModelFormatException.class,
         () -> PeftAdapterConfig.read(resource("peft-0.21.2-regex-targets.json")));
     assertTrue(e.getMessage().contains("peft-0.21.2-regex-targets.json: target_modules is the regular expression"),
         e.getMessage());
@@ -101,7 +101,7 @@ class PeftAdapterConfigTest {
 
   @Test
   void missingFileIsNamed() {
-    var e = assertThrows(IOException.class, () -> PeftAdapterConfig.read(tmp.resolve("nope")));
+    var e = assertThrows(ModelFormatException.class, () -> PeftAdapterConfig.read(tmp.resolve("nope")));
     assertTrue(e.getMessage().contains("nope"), e.getMessage());
   }
 
@@ -114,7 +114,7 @@ class PeftAdapterConfigTest {
     n.set(field, value);
     Path f = tmp.resolve(field + ".json");
     Files.writeString(f, n.toString());
-    var e = assertThrows(IOException.class, () -> PeftAdapterConfig.read(f));
+    var e = assertThrows(ModelFormatException.class, () -> PeftAdapterConfig.read(f));
     assertTrue(e.getMessage().startsWith(f.toString()) && e.getMessage().contains(expected),
         e.getMessage());
   }
