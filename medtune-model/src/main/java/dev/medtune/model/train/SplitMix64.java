@@ -37,6 +37,28 @@ public final class SplitMix64 implements RandomGenerator {
     return (nextLong() >>> 11) * 0x1.0p-53;
   }
 
+  /**
+   * An int uniform in [0, bound): Lemire's multiply-and-reject ("Fast Random Integer Generation in
+   * an Interval", ACM TOMACS 2019) on the high 32 bits of {@link #nextLong()}, defined here so the
+   * shuffles do not depend on the JDK's default method.
+   */
+  @Override
+  public int nextInt(int bound) {
+    if (bound <= 0) {
+      throw new IllegalArgumentException("bound must be positive, found " + bound);
+    }
+    long m = (nextLong() >>> 32) * bound;
+    long low = m & 0xFFFFFFFFL;
+    if (low < bound) {
+      long threshold = (0x100000000L - bound) % bound;
+      while (low < threshold) {
+        m = (nextLong() >>> 32) * bound;
+        low = m & 0xFFFFFFFFL;
+      }
+    }
+    return (int) (m >>> 32);
+  }
+
   private static long mix64(long z) {
     z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
     z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
