@@ -24,14 +24,14 @@ import java.util.stream.Stream;
  * only then are older checkpoints beyond the number to keep deleted. A {@code .tmp} folder is
  * never a checkpoint; the next save removes it.
  */
-public final class CheckpointFolder {
+final class CheckpointFolder {
   private static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
 
   private CheckpointFolder() {}
 
   /** Writes a checkpoint's files into a folder. */
   @FunctionalInterface
-  public interface Contents {
+  interface Contents {
     void writeTo(Path dir) throws IOException;
   }
 
@@ -41,7 +41,7 @@ public final class CheckpointFolder {
    * rethrown as an {@link UncheckedIOException} naming the checkpoint; earlier checkpoints are
    * not touched.
    */
-  public static Path save(Path outDir, long step, int keep, Contents contents) {
+  static Path save(Path outDir, long step, int keep, Contents contents) {
     if (keep < 1) {
       throw new IllegalArgumentException("must keep at least one checkpoint, found " + keep);
     }
@@ -83,13 +83,13 @@ public final class CheckpointFolder {
   }
 
   /** The newest complete checkpoint under {@code outDir}, if any. */
-  public static Optional<Path> latest(Path outDir) {
+  static Optional<Path> latest(Path outDir) {
     List<Path> all = complete(outDir);
     return all.isEmpty() ? Optional.empty() : Optional.of(all.get(all.size() - 1));
   }
 
   /** The step of a {@code checkpoint-N} folder. */
-  public static long stepOf(Path checkpoint) {
+  static long stepOf(Path checkpoint) {
     Matcher m = NAME.matcher(checkpoint.getFileName().toString());
     if (!m.matches()) {
       throw new IllegalArgumentException(checkpoint + ": not a checkpoint-N folder");
