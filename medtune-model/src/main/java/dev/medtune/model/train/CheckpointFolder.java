@@ -119,7 +119,7 @@ final class CheckpointFolder {
     }
   }
 
-  private static void forceTree(Path dir) throws IOException {
+  static void forceTree(Path dir) throws IOException {
     List<Path> files = new ArrayList<>();
     try (Stream<Path> s = Files.walk(dir)) {
       s.forEach(files::add);
