@@ -54,6 +54,9 @@ final class CheckpointFolder {
       try {
         contents.writeTo(tmp);
         forceTree(tmp);
+      } catch (UncheckedIOException e) {
+        deleteQuietly(tmp); // e.g. the safetensors writer's "No space left on device"
+        throw e.getCause();
       } catch (IOException | RuntimeException e) {
         deleteQuietly(tmp);
         throw e;

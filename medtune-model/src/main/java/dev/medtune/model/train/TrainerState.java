@@ -25,7 +25,7 @@ import java.util.TreeSet;
  * @param seed the run's seed
  * @param modelFingerprint {@link Fingerprints#model}'s {@code fingerprint}
  * @param dataSha256 SHA-256 of the training data file
- * @param hyperparameters every setting that shapes the run, as JSON values (names as the CLI's options)
+ * @param hyperparameters the settings that shape the run ({@link SftConfig#trajectorySettings()}), as JSON values
  */
 public record TrainerState(long step, DataPosition data, long seed, String modelFingerprint, String dataSha256,
     Map<String, Object> hyperparameters) {
