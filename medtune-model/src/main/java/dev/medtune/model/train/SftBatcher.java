@@ -89,6 +89,30 @@ public final class SftBatcher {
     return new StepBatch(List.copyOf(mbs), counted, pos, next);
   }
 
+  /**
+   * The micro-batches of an evaluation pass ({@code --val}): every example once, in a fixed order
+   * (longest first, so rows of similar length share a batch and padding stays small), no
+   * shuffling and no packing; the eval loss is the sum of token losses over all of them divided
+   * by the sum of their {@link MicroBatch#countedTokens()}.
+   */
+  public List<MicroBatch> evalMicroBatches() {
+    Integer[] order = new Integer[examples.size()];
+    for (int i = 0; i < order.length; i++) {
+      order[i] = i;
+    }
+    Arrays.sort(order, (a, b) -> Integer.compare(len(b), len(a)));
+    List<MicroBatch> out = new ArrayList<>();
+    for (int b = 0; b < order.length; b += batchSize) {
+      int rows = Math.min(batchSize, order.length - b);
+      int[][] r = new int[rows][];
+      for (int i = 0; i < rows; i++) {
+        r[i] = new int[] {order[b + i]};
+      }
+      out.add(build(r));
+    }
+    return out;
+  }
+
   private MicroBatch build(int[][] rows) {
     int length = 0;
     for (int[] row : rows) {

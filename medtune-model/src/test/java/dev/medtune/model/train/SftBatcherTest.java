@@ -234,6 +234,31 @@ class SftBatcherTest {
   }
 
   @Test
+  void evalPassSeesEveryExampleOnceLongestFirst() {
+    var ex = examples(25, 40);
+    var b = new SftBatcher(ex, 4, 3, 64, true, 3407); // eval ignores packing, accumulation and seed
+    List<MicroBatch> mbs = b.evalMicroBatches();
+    assertEquals(7, mbs.size());
+    List<Integer> seen = new ArrayList<>();
+    long counted = 0;
+    int previous = Integer.MAX_VALUE;
+    for (MicroBatch mb : mbs) {
+      assertTrue(mb.length() <= previous, "longest first");
+      previous = mb.length();
+      for (int r = 0; r < mb.rows(); r++) {
+        seen.add(mb.inputIds()[r * mb.length() + 1]);
+        assertEquals(0, mb.sequenceIds()[r * mb.length()]);
+      }
+      counted += mb.countedTokens();
+    }
+    assertEquals(25, seen.stream().distinct().count());
+    assertEquals(ex.stream().mapToLong(TokenizedExample::counted).sum(), counted);
+    assertEquals(seen, new ArrayList<>(new SftBatcher(ex, 4, 1, 64, false, 1).evalMicroBatches().stream()
+        .flatMap(mb -> java.util.stream.IntStream.range(0, mb.rows()).mapToObj(r -> mb.inputIds()[r * mb.length() + 1]))
+        .toList()), "the same order whatever the seed");
+  }
+
+  @Test
   void permutationIsUniform() {
     SplitMix64 r = new SplitMix64(5);
     Map<String, Integer> counts = new HashMap<>();
