@@ -23,7 +23,7 @@ import java.util.List;
 /**
  * Compiles medtune's kernels (the {@code .cu} resources under {@code dev/medtune/cuda/kernels})
  * with NVRTC ({@code libnvrtc.so.13}) into a cubin for the device's architecture
- * ({@code --gpu-arch=sm_XY} from its compute capability), once: the cubin is cached in
+ * ({@code --gpu-architecture=sm_XY} from its compute capability), once: the cubin is cached in
  * {@code $MEDTUNE_CUDA_CACHE} or {@code ~/.cache/medtune/cuda/<sha-256>.cubin}, keyed by the
  * source, the options and the NVRTC version, and written atomically (temp file, rename).
  */
@@ -70,7 +70,7 @@ final class Nvrtc {
    */
   static Compiled cubin(String source, int major, int minor) {
     String arch = "sm_" + major + minor;
-    List<String> options = List.of("--gpu-arch=" + arch, "--std=c++17", "-default-device");
+    List<String> options = List.of("--gpu-architecture=" + arch, "--std=c++17", "-default-device");
     Library nvrtc = Library.get();
     String key = sha256(source + "\0" + options + "\0" + nvrtc.version());
     Path cached = cacheDir().resolve(key + ".cubin");
