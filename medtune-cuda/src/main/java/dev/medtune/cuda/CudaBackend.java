@@ -65,6 +65,12 @@ final class CudaBackend implements Backend {
   private long scratch32Bytes;
   private Thread lastThread;
   private boolean closed;
+  // what scratch16 holds: a 16-bit copy of castCount floats at castSource, while no op has written
+  // there since (q/k/v and gate/up read one normalised input: one cast serves three products)
+  private long castSource;
+  private long castCount;
+  private DType castDtype;
+  private boolean castValid;
 
   /** A page-locked host buffer and its device twin for one int[] argument. */
   private static final class IntStage {
@@ -241,6 +247,7 @@ final class CudaBackend implements Backend {
     MemorySegment stage = hostStage(bytes);
     MemorySegment.copy(src, 0, stage, JAVA_FLOAT, 0, src.length);
     driver.copyHtoDAsync(d.address(offset), stage, bytes, stream);
+    castValid = false;
     driver.streamSynchronize(stream, "copyFromHost");
   }
 
@@ -342,6 +349,7 @@ final class CudaBackend implements Backend {
       paramPointers.setAtIndex(ADDRESS, i, paramValues.asSlice(at, 8));
     }
     driver.launch(kernel, functions.get(kernel), grid, 1, block, sharedBytes, stream, paramPointers);
+    castValid = false; // any kernel may have written the cast's source
     after(kernel);
   }
 
@@ -363,15 +371,28 @@ final class CudaBackend implements Backend {
     long aPtr = at.address();
     if (bt.dtype != DType.F32) {
       // cuBLASLt multiplies operands of one type: the activation joins the weight's 16-bit type
-      long bytes = 2L * m * k;
-      if (scratch16Bytes < bytes) {
-        driver.streamSynchronize(stream, null);
-        deviceFree(scratch16);
-        scratch16Bytes = Math.max(bytes, 1L << 20);
-        scratch16 = deviceAlloc(scratch16Bytes);
+      long count = (long) m * k;
+      if (!(castValid && castSource == aPtr && castCount == count && castDtype == bt.dtype)) {
+        long bytes = 2L * count;
+        if (scratch16Bytes < bytes) {
+          driver.streamSynchronize(stream, null);
+          deviceFree(scratch16);
+          scratch16Bytes = Math.max(bytes, 1L << 20);
+          scratch16 = deviceAlloc(scratch16Bytes);
+        }
+        launch("cast_to_16", gridFor(count), ELEMENTWISE_BLOCK, 0, scratch16, aPtr, count, code(bt.dtype));
+        castSource = aPtr;
+        castCount = count;
+        castDtype = bt.dtype;
+        castValid = true;
       }
-      launch("cast_to_16", gridFor((long) m * k), ELEMENTWISE_BLOCK, 0, scratch16, aPtr, (long) m * k, code(bt.dtype));
       aPtr = scratch16;
+    }
+    // the product writes C: the cast stays valid only if C does not overlap its source
+    long cFrom = ct.address();
+    long cTo = cFrom + 4L * m * n;
+    if (castValid && cFrom < castSource + 4L * castCount && castSource < cTo) {
+      castValid = false;
     }
     // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B comes first
     blas.matmul(stream, CublasLt.dataType(bt.dtype), transB, transA, n, m, k,

@@ -30,8 +30,9 @@ import java.util.Random;
  * {@code bytes per token / bandwidth} is the floor. The CPU backend decodes a few tokens of the
  * same model as the same-run baseline.
  *
- * <p>Usage: {@code CudaDecodeBench <work dir> <results file> [new tokens] [commit]}; the results
- * file gets markdown lines for bench/RESULTS.md. Run by {@code cuda/run-on-gpu.sh}.
+ * <p>Usage: {@code CudaDecodeBench <work dir> <results file> [new tokens] [commit] [shape]}, shape
+ * {@code llama-3.2-1b} (default) or {@code llama-3.1-8b} (16 GB, untied head); the results file
+ * gets markdown lines for bench/RESULTS.md. Run by {@code cuda/run-on-gpu.sh}.
  */
 public final class CudaDecodeBench {
 
@@ -42,12 +43,19 @@ public final class CudaDecodeBench {
     Path results = Path.of(args[1]);
     int newTokens = args.length > 2 ? Integer.parseInt(args[2]) : 256;
     String commit = args.length > 3 ? args[3] : "unknown";
-    LlamaConfig config = new LlamaConfig(2048, 8192, 16, 32, 8, 64, 128256, 131072, 1e-5, 500000.0,
-        new LlamaConfig.RopeScaling(32.0, 1.0, 4.0, 8192), true, 128000, new int[] {128001}, "bfloat16");
+    String shape = args.length > 4 ? args[4] : "llama-3.2-1b";
+    // the shapes of init-model's presets of the same names
+    LlamaConfig config = switch (shape) {
+      case "llama-3.2-1b" -> new LlamaConfig(2048, 8192, 16, 32, 8, 64, 128256, 131072, 1e-5, 500000.0,
+          new LlamaConfig.RopeScaling(32.0, 1.0, 4.0, 8192), true, 128000, new int[] {128001}, "bfloat16");
+      case "llama-3.1-8b" -> new LlamaConfig(4096, 14336, 32, 32, 8, 128, 128256, 131072, 1e-5, 500000.0,
+          new LlamaConfig.RopeScaling(8.0, 1.0, 4.0, 8192), false, 128000, new int[] {128001}, "bfloat16");
+      default -> throw new IllegalArgumentException("shape " + shape + ": expected llama-3.2-1b or llama-3.1-8b");
+    };
     long t0 = System.nanoTime();
     long weightBytes = writeModel(config, dir);
-    System.out.printf("wrote the llama-3.2-1b-shaped model (%.2f GB of bf16 weights) in %.1f s%n",
-        weightBytes / 1e9, (System.nanoTime() - t0) / 1e9);
+    System.out.printf("wrote the %s-shaped model (%.2f GB of bf16 weights) in %.1f s%n",
+        shape, weightBytes / 1e9, (System.nanoTime() - t0) / 1e9);
 
     List<int[]> prompt = List.of(new int[] {128000, 791, 6460, 315, 279, 4851, 374, 11, 304, 4689, 3878, 11, 264, 1403, 30, 198});
     List<String> lines = new ArrayList<>();
@@ -71,9 +79,10 @@ public final class CudaDecodeBench {
       }
       runs.sort(null);
       median = runs.get(1);
-      // bytes a decode step must read: every weight, plus the tied table again as lm_head
+      // bytes a decode step must read: every weight but the embedding table, of which one row is
+      // read; a tied table is read whole as lm_head
       long embed = (long) config.vocabSize() * config.hiddenSize() * 2;
-      long perToken = weightBytes + embed;
+      long perToken = config.tieWordEmbeddings() ? weightBytes : weightBytes - embed;
       double floorTps = bandwidth / perToken;
       double achieved = median * perToken;
 
@@ -81,14 +90,15 @@ public final class CudaDecodeBench {
       try (Backend cpu = CpuBackendProvider.create(Runtime.getRuntime().availableProcessors())) {
         Llama cpuModel = new Llama(ckpt, cpu, 64, 1, 1024);
         Generator cpuGen = new Generator(cpuModel, cpuModel.newCache(1));
+        int cpuTokens = config.numLayers() > 16 ? 3 : 8;
         cpuGen.generate(prompt, Sampler.Params.greedy(), 2, (p, t, eos) -> {});
-        cpuTps = cpuGen.generate(prompt, Sampler.Params.greedy(), 8, (p, t, eos) -> {}).decodeTokensPerSecond();
+        cpuTps = cpuGen.generate(prompt, Sampler.Params.greedy(), cpuTokens, (p, t, eos) -> {}).decodeTokensPerSecond();
       }
       String head = "| date | card | commit | model | decode tokens/s (median of 3, " + newTokens
           + " tokens) | GB/s of weights read | copy bandwidth GB/s (same run) | fraction | bandwidth floor tokens/s | CPU backend, same run, "
           + Runtime.getRuntime().availableProcessors() + " threads |";
-      String line = String.format("| %s | %s | %s | llama-3.2-1b shape, bf16, batch 1, float32 activations | %.1f | %.0f | %.0f | %.1f%% | %.0f | %.2f tokens/s (GPU %.0fx) |",
-          Instant.now().toString().substring(0, 10), card, commit, median, achieved / 1e9, bandwidth / 1e9,
+      String line = String.format("| %s | %s | %s | %s shape, bf16, batch 1, float32 activations | %.1f | %.0f | %.0f | %.1f%% | %.0f | %.2f tokens/s (GPU %.0fx) |",
+          Instant.now().toString().substring(0, 10), card, commit, shape, median, achieved / 1e9, bandwidth / 1e9,
           100 * achieved / bandwidth, floorTps, cpuTps, median / cpuTps);
       lines.add(head);
       lines.add("|---|---|---|---|---|---|---|---|---|---|");
@@ -138,6 +148,9 @@ public final class CudaDecodeBench {
       }
     }
     w.add("model.norm.weight", DType.BF16, new long[] {h}, ones);
+    if (!c.tieWordEmbeddings()) {
+      w.add("lm_head.weight", DType.BF16, new long[] {c.vocabSize(), h}, block.asSlice(0, biggest));
+    }
     long bytes = w.dataBytes();
     w.write(dir.resolve("model.safetensors"));
     return bytes;

@@ -218,6 +218,40 @@ class CudaOpsTest {
     matmulCase(DType.F16, false, false, 9, 96, 40, 1f, 0f);
   }
 
+  @Test
+  void aCastOperandIsReusedOnlyWhileItsSourceIsUnchanged() {
+    int m = 6, k = 128, n = 96;
+    Pair a = pair(randoms(m * k, 1), m, k);
+    Pair b = pair(randoms(m * k, 1), m, k);
+    Pair d = pair(randoms(m * k, 1), m, k);
+    Pair w1 = weight(DType.BF16, randoms(n * k, 0.5), n, k);
+    Pair w2 = weight(DType.BF16, randoms(n * k, 0.5), n, k);
+    Pair w3 = weight(DType.BF16, randoms(k * k, 0.1), k, k);
+    Pair[] c = {output(m, n), output(m, n), output(m, n), output(m, n)};
+    for (Backend be : new Backend[] {cpu, cuda}) {
+      boolean g = be == cuda;
+      be.matmul(g ? c[0].gpu : c[0].cpu, g ? a.gpu : a.cpu, false, g ? w1.gpu : w1.cpu, true, m, n, k, 1f, 0f);
+      be.matmul(g ? c[1].gpu : c[1].cpu, g ? a.gpu : a.cpu, false, g ? w2.gpu : w2.cpu, true, m, n, k, 1f, 0f);
+      // a product that writes a: the next product from a must cast it again
+      be.matmul(g ? a.gpu : a.cpu, g ? b.gpu : b.cpu, false, g ? w3.gpu : w3.cpu, true, m, k, k, 1f, 0f);
+      be.matmul(g ? c[2].gpu : c[2].cpu, g ? a.gpu : a.cpu, false, g ? w1.gpu : w1.cpu, true, m, n, k, 1f, 0f);
+      // a kernel that writes a: likewise
+      be.addForward(g ? a.gpu : a.cpu, g ? a.gpu : a.cpu, g ? d.gpu : d.cpu, m, k);
+      be.matmul(g ? c[3].gpu : c[3].cpu, g ? a.gpu : a.cpu, false, g ? w2.gpu : w2.cpu, true, m, n, k, 1f, 0f);
+    }
+    for (int i = 0; i < c.length; i++) {
+      float[] want = read(cpu, c[i].cpu);
+      float[] got = read(cuda, c[i].gpu);
+      // relative to the row's scale: bf16 rounding of the operand, |err| <= 2^-8 sum|a||w| (bounded here by 2^-6 max|ref|)
+      double scale = 0;
+      for (float f : want) {
+        scale = Math.max(scale, Math.abs(f));
+      }
+      compare("matmul (cast reuse)", "product " + (i + 1) + " of 4, a rewritten between", want, got,
+          Math.scalb(scale, -6), 0);
+    }
+  }
+
   // ---------------------------------------------------------------- other ops
 
   @Test
