@@ -4,7 +4,7 @@
 # greedy continuations against transformers), prints the table of checks, then the decode
 # benchmark (llama-3.2-1b shape, bf16). Logs go to $OUT. Prepared here by cuda/prepare-device.sh;
 # the device call carries .device/cuda and .device/jre.tgz and runs:
-#   bash .device/cuda/run-on-gpu.sh [tests|bench|all]
+#   bash .device/cuda/run-on-gpu.sh [tests|bench|all]      (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b")
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 what=${1:-all}
@@ -32,8 +32,11 @@ if [[ $what == all || $what == tests ]]; then
   echo "tests exit status: $status"
 fi
 if [[ $what == all || $what == bench ]]; then
-  java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaDecodeBench /tmp/medtune-llama-1b "$out/bench.md" \
-    "${BENCH_TOKENS:-256}" "$(cat "$here/commit" 2>/dev/null || echo unknown)" 2>&1 | tee "$out/bench.log"
-  rm -rf /tmp/medtune-llama-1b
+  # BENCH_SHAPES: llama-3.2-1b (2.5 GB) and/or llama-3.1-8b (16 GB, written to /tmp first)
+  for shape in ${BENCH_SHAPES:-llama-3.2-1b}; do
+    java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaDecodeBench "/tmp/medtune-$shape" "$out/bench.md" \
+      "${BENCH_TOKENS:-256}" "$(cat "$here/commit" 2>/dev/null || echo unknown)" "$shape" 2>&1 | tee -a "$out/bench.log"
+    rm -rf "/tmp/medtune-$shape"
+  done
 fi
 exit $status

@@ -100,7 +100,7 @@ final class NativeLibraries {
     }
   }
 
-  private static Path highest(Path dir, String prefix) {
+  static Path highest(Path dir, String prefix) {
     if (!Files.isDirectory(dir)) {
       return null;
     }
