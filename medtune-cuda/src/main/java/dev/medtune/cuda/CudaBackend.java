@@ -545,6 +545,67 @@ final class CudaBackend implements Backend {
     launch("softmax_forward", rows, rowBlock(dim), 0, o.address(), xs.address(), dim);
   }
 
+  // ---------------------------------------------------------------- training (not yet)
+
+  // The training ops that branch `backward` adds to the SPI, with its signatures, so that the
+  // merge compiles: on this backend each is a one-line error until issue 5's training part
+  // implements them (they are not @Override here because this branch's SPI has no such methods).
+
+  private static UnsupportedOperationException training(String op) {
+    return new UnsupportedOperationException(op + " is not implemented by the CUDA backend yet (issue 5:"
+        + " LoRA training on the GPU); train with --device cpu");
+  }
+
+  public void rmsnormBackward(Tensor dx, Tensor dout, Tensor x, Tensor weight, Tensor rstd, int rows, int dim) {
+    throw training("rmsnormBackward");
+  }
+
+  public void ropeBackward(Tensor dx, Tensor table, int[] positions, int rows, int heads, int headDim) {
+    throw training("ropeBackward");
+  }
+
+  public void kvStoreBackward(Tensor dk, Tensor dv, Tensor dkCache, Tensor dvCache,
+      int[] slots, int[] positions, int rows, int kvDim, int maxLength) {
+    throw training("kvStoreBackward");
+  }
+
+  public void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor q,
+      Tensor kCache, Tensor vCache, Tensor att, int[] slots, int[] positions,
+      int rows, int heads, int kvHeads, int headDim, int maxLength) {
+    throw training("attentionBackward");
+  }
+
+  public void swigluBackward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up, int rows, int dim) {
+    throw training("swigluBackward");
+  }
+
+  public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int ignoreIndex,
+      int rows, int vocab, float gradScale) {
+    throw training("crossEntropyForward");
+  }
+
+  public void dropoutForward(Tensor out, Tensor x, float p, long seed, long count) {
+    throw training("dropoutForward");
+  }
+
+  public void zero(Tensor t, long count) {
+    throw training("zero");
+  }
+
+  public void scale(Tensor t, long count, float s) {
+    throw training("scale");
+  }
+
+  public double squaredNorm(Tensor t, long count) {
+    throw training("squaredNorm");
+  }
+
+  public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, long count,
+      float decay, float oneMinusBeta1, float beta2, float oneMinusBeta2, float stepSize,
+      float bc2Sqrt, float eps) {
+    throw training("adamwStep");
+  }
+
   @Override
   public void synchronize() {
     enter();
