@@ -39,6 +39,11 @@ public final class CudaDecodeBench {
   private CudaDecodeBench() {}
 
   public static void main(String[] args) throws IOException {
+    String why = CudaBackendProvider.check();
+    if (why != null) { // before writing gigabytes
+      System.err.println("CudaDecodeBench: the CUDA backend is not usable here: " + why);
+      System.exit(1);
+    }
     Path dir = Path.of(args[0]);
     Path results = Path.of(args[1]);
     int newTokens = args.length > 2 ? Integer.parseInt(args[2]) : 256;
