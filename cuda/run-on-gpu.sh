@@ -11,7 +11,8 @@ what=${1:-all}
 out=${OUT:-/tmp/medtune-cuda-out}
 mkdir -p "$out"
 jre=${JRE_TGZ:-$here/../jre.tgz}
-tar xzf "$jre" -C /tmp && export JAVA_HOME=/tmp/jre PATH=/tmp/jre/bin:$PATH
+tar xzf "$jre" -C /tmp || { echo "run-on-gpu.sh: no Java runtime at $jre (make it with /work/shared/tools/device-jre.sh)" >&2; exit 1; }
+export JAVA_HOME=/tmp/jre PATH=/tmp/jre/bin:$PATH
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export MEDTUNE_CUDA_CACHE=${MEDTUNE_CUDA_CACHE:-/tmp/medtune-cuda-cache}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv 2>&1 | tee "$out/gpu.txt"
@@ -35,7 +36,8 @@ if [[ $what == all || $what == bench ]]; then
   # BENCH_SHAPES: llama-3.2-1b (2.5 GB) and/or llama-3.1-8b (16 GB, written to /tmp first)
   for shape in ${BENCH_SHAPES:-llama-3.2-1b}; do
     java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaDecodeBench "/tmp/medtune-$shape" "$out/bench.md" \
-      "${BENCH_TOKENS:-256}" "$(cat "$here/commit" 2>/dev/null || echo unknown)" "$shape" 2>&1 | tee -a "$out/bench.log"
+      "${BENCH_TOKENS:-256}" "$(cat "$here/commit" 2>/dev/null || echo unknown)" "$shape" 2>&1 | tee -a "$out/bench.log" \
+      || status=1
     rm -rf "/tmp/medtune-$shape"
   done
 fi
