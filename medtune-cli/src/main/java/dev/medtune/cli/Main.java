@@ -15,8 +15,12 @@ import picocli.CommandLine.Option;
     description = "Fine-tune Llama 3.x with LoRA on medical multiple-choice questions, in Java.",
     subcommands = {
       // one line per command; keep alphabetical
+      GenerateCommand.class,
       CommandLine.HelpCommand.class,
+      InitModelCommand.class,
       PrepareCommand.class,
+      PullCommand.class,
+      PushCommand.class,
     })
 public final class Main implements Runnable {
 
