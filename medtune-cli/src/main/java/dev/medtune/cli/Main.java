@@ -17,6 +17,7 @@ import picocli.CommandLine.Option;
       // one line per command; keep alphabetical
       CommandLine.HelpCommand.class,
       EvalCommand.class,
+      InitModelCommand.class,
       PrepareCommand.class,
     })
 public final class Main implements Runnable {
