@@ -117,6 +117,7 @@ public final class ModelEvaluator implements AutoCloseable {
       return new McqRun(name, "loglik", results, skipped, 0, 0, backend.description());
     }
     ContinuationScorer scorer = scorer(requests);
+    long warm = warmUp(scorer, requests.get(0));
     long t0 = System.nanoTime();
     int chunk = 32;
     for (int i = 0; i < requests.size(); i += chunk) {
@@ -134,8 +135,18 @@ public final class ModelEvaluator implements AutoCloseable {
       progress.accept(results.size());
     }
     double seconds = (System.nanoTime() - t0) / 1e9;
-    return new McqRun(name, "loglik", results, skipped, scorer.forwardTokens(), seconds,
+    return new McqRun(name, "loglik", results, skipped, scorer.forwardTokens() - warm, seconds,
         backend.description());
+  }
+
+  /**
+   * Scores one request untimed, so that tokens/s measures the steady state rather than the JIT
+   * compiling the kernels; returns the tokens it ran.
+   */
+  private static long warmUp(ContinuationScorer scorer, ContinuationScorer.Request first) {
+    long before = scorer.forwardTokens();
+    scorer.score(List.of(first));
+    return scorer.forwardTokens() - before;
   }
 
   private static String longerThanContext(int context) {
@@ -199,6 +210,8 @@ public final class ModelEvaluator implements AutoCloseable {
         CACHE_BYTES / slotBytes));
     Llama model = new Llama(checkpoint, backend, Math.max(batchTokens, batch), batch, maxLength);
     Generator generator = new Generator(model, model.newCache(batch));
+    // untimed warm-up (see warmUp)
+    generator.generate(prompts.subList(0, 1), Sampler.Params.greedy(), 2, (p, token, eos) -> { });
     long tokens = 0;
     long t0 = System.nanoTime();
     for (int i = 0; i < prompts.size(); i += batch) {
@@ -258,6 +271,7 @@ public final class ModelEvaluator implements AutoCloseable {
       return new LossRun(name, nll, counted, skipped, 0, 0, backend.description());
     }
     ContinuationScorer scorer = scorer(requests);
+    long warm = warmUp(scorer, requests.get(0));
     long t0 = System.nanoTime();
     int chunk = 64;
     for (int i = 0; i < requests.size(); i += chunk) {
@@ -270,7 +284,7 @@ public final class ModelEvaluator implements AutoCloseable {
       progress.accept(i + lps.size());
     }
     double seconds = (System.nanoTime() - t0) / 1e9;
-    return new LossRun(name, nll, counted, skipped, scorer.forwardTokens(), seconds,
+    return new LossRun(name, nll, counted, skipped, scorer.forwardTokens() - warm, seconds,
         backend.description());
   }
 
