@@ -43,7 +43,7 @@ final class AnswerRestatementCleaner extends ExplanationCleaner {
           + "|\\[(?<b>[a-dA-D])]"
           // a bare letter only where it cannot be the article "a" or a word's first letter
           + "|(?<bare>[a-dA-D])(?=$|[.):;,(\\[\\-\u2013\u2014]|\\s+(?:" + IE
-          + "|[(\\[\\p{Lu}\\p{N}'\"\u2018\u201c]|$)))";
+          + "|[.):;,(\\[\\p{Lu}\\p{N}'\"\u2018\u201c]|$)))";
 
   /** "Ans"/"Answer", separators, optional "is", optional letter, optional "i.e.". */
   private static final Pattern ANS = Pattern.compile(

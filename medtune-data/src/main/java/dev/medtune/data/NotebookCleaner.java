@@ -52,9 +52,11 @@ final class NotebookCleaner extends ExplanationCleaner {
         .replace("\u0000C", "[" + SPACE + "]");
   }
 
+  /** "1: ^\\s" ... "8: ^\\s": numbered, since the first and the last pattern are the same. */
   @Override
   List<String> rules() {
-    return PYTHON_PATTERNS;
+    return java.util.stream.IntStream.range(0, PYTHON_PATTERNS.size())
+        .mapToObj(i -> (i + 1) + ": " + PYTHON_PATTERNS.get(i)).toList();
   }
 
   @Override
