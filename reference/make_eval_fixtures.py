@@ -18,11 +18,13 @@ where PROMPT is the recipe's template up to the answer slot:
   "Give an answer for the following medical question.\\n\\n### Question:\\n{question}\\n\\n### Answer:\\n"
 and the option text is the choice with its own letter prefix ("A. ") removed.
 
-Run it again (needs torch, transformers, tokenizers, safetensors) from the repository root:
+Run it again (needs torch, transformers, tokenizers, safetensors; the exact steps for the GPU
+machine are in reference/README.md):
     ./medtune init-model --preset tiny --output /tmp/tiny
     python3 reference/make_eval_fixtures.py /tmp/tiny \
         medtune-cli/src/test/resources/eval/dev-choices-20.jsonl \
         medtune-cli/src/test/resources/eval/val-5.jsonl /tmp/eval-fixture
+    mkdir -p medtune-cli/src/test/resources/eval/fixture
     cp -r /tmp/eval-fixture/* medtune-cli/src/test/resources/eval/fixture/
 """
 import json
@@ -34,7 +36,7 @@ import tempfile
 import torch
 import transformers
 from tokenizers import Tokenizer
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import AutoConfig, LlamaForCausalLM
 
 PROMPT = ("Give an answer for the following medical question.\n\n"
           "### Question:\n{question}\n\n### Answer:\n")
@@ -67,26 +69,33 @@ def main():
     print(f"tiny tokenizer: {tok.get_vocab_size(with_added_tokens=True)} ids, config vocab {vocab},"
           f" bos {tiny_cfg['bos_token_id']}, eos_token {eos_text!r} = {eos_id}")
 
-    # grouped-query attention and Llama 3.1 rope scaling, untied head, like the real models
-    config = LlamaConfig(
+    # grouped-query attention and Llama 3.1 rope scaling, untied head, like the real models; a
+    # classic config.json written by hand (as make_llama_fixtures.py does), weights by save_pretrained
+    fields = dict(
+        architectures=["LlamaForCausalLM"], model_type="llama", hidden_act="silu",
+        attention_bias=False, mlp_bias=False, attention_dropout=0.0, initializer_range=0.1,
+        pretraining_tp=1, use_cache=True, torch_dtype="float32",
         hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, head_dim=16, vocab_size=vocab, max_position_embeddings=512,
         rms_norm_eps=1e-5, rope_theta=500000.0,
         rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
                           high_freq_factor=4.0, original_max_position_embeddings=64),
         tie_word_embeddings=False, bos_token_id=tiny_cfg["bos_token_id"],
-        eos_token_id=tiny_cfg["eos_token_id"], initializer_range=0.1,
-        hidden_act="silu", attention_bias=False, mlp_bias=False)
+        eos_token_id=tiny_cfg["eos_token_id"])
+    model_dir = os.path.join(out, "model")
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, "config.json"), "w") as f:
+        json.dump(fields, f, indent=2)
+        f.write("\n")
+    config = AutoConfig.from_pretrained(model_dir)
     model = LlamaForCausalLM(config).float().eval()
     with torch.no_grad():
         for n, p in model.named_parameters():
             if n.endswith("norm.weight"):
-                p.uniform_(0.5, 1.5)
-    model_dir = os.path.join(out, "model")
-    os.makedirs(model_dir, exist_ok=True)
+                p.uniform_(0.5, 1.5)  # norm weights of 1 would not test the multiplication
     tmp = tempfile.mkdtemp()
     model.save_pretrained(tmp)
-    for name in ("config.json", "model.safetensors", "generation_config.json"):
+    for name in ("model.safetensors", "generation_config.json"):
         if os.path.exists(os.path.join(tmp, name)):
             shutil.copy(os.path.join(tmp, name), model_dir)
     shutil.rmtree(tmp)
