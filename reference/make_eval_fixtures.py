@@ -11,8 +11,11 @@ completion loss. The definitions are medtune's (medtune-cli README, `eval`):
   continuation tokens  = tokenizer(option + ".", add_special_tokens=False)
   option log-likelihood = sum_i log softmax(logits[len(prompt) - 1 + i])[continuation[i]]
                          over the sequence prompt + continuation, one sequence at a time
-  loss tokens          = tokenizer(completion, add_special_tokens=False) + [eos_token's id]
-  example loss sum     = sum over loss tokens of -log p(token | everything before it)
+  loss sequence        = [BOS] + tokenizer(prompt + completion, add_special_tokens=False) + [EOS]
+                         (EOS = tokenizer_config's eos_token), as medtune's training tokenizes
+  counted tokens       = from where tokenizer(prompt)'s ids stop matching the text's, through EOS
+                         (TRL's completion-only boundary, medtune's LossOn.COMPLETION)
+  example loss sum     = sum over counted tokens of -log p(token | everything before it)
 
 where PROMPT is the recipe's template up to the answer slot:
   "Give an answer for the following medical question.\\n\\n### Question:\\n{question}\\n\\n### Answer:\\n"
@@ -65,6 +68,8 @@ def main():
     eos_text = tok_cfg["eos_token"]
     eos_text = eos_text["content"] if isinstance(eos_text, dict) else eos_text
     eos_id = tok.token_to_id(eos_text)
+    bos_text = tok_cfg["bos_token"]
+    bos_id = tok.token_to_id(bos_text["content"] if isinstance(bos_text, dict) else bos_text)
     vocab = tiny_cfg["vocab_size"]
     print(f"tiny tokenizer: {tok.get_vocab_size(with_added_tokens=True)} ids, config vocab {vocab},"
           f" bos {tiny_cfg['bos_token_id']}, eos_token {eos_text!r} = {eos_id}")
@@ -140,8 +145,13 @@ def main():
             if not line.strip():
                 continue
             ex = json.loads(line)
-            prompt_ids = tok.encode(ex["prompt"], add_special_tokens=True).ids
-            target = tok.encode(ex["completion"], add_special_tokens=False).ids + [eos_id]
+            body = tok.encode(ex["prompt"] + ex["completion"], add_special_tokens=False).ids
+            prompt_only = tok.encode(ex["prompt"], add_special_tokens=False).ids
+            k = 0
+            while k < len(prompt_only) and k < len(body) and prompt_only[k] == body[k]:
+                k += 1
+            seq = [bos_id] + body + [eos_id]
+            prompt_ids, target = seq[:1 + k], seq[1 + k:]
             lps = token_logprobs(prompt_ids, target)
             examples.append(dict(line=line_no, prompt_ids=prompt_ids, loss_ids=target,
                                  nll_sum=-sum(lps), tokens=len(target)))

@@ -11,10 +11,11 @@ import dev.medtune.cli.eval.Skip;
 import dev.medtune.data.McqQuestion;
 import dev.medtune.data.McqReader;
 import dev.medtune.data.PrepareException;
-import dev.medtune.data.PreparedExample;
 import dev.medtune.data.PromptTemplate;
 import dev.medtune.model.backend.Backend;
 import dev.medtune.model.backend.Backends;
+import dev.medtune.model.train.LossOn;
+import dev.medtune.model.train.SftExample;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
@@ -134,7 +135,7 @@ final class EvalCommand implements Callable<Integer> {
     String markdown;
     try (Backend backend = openBackend()) {
       if (method.equals("loss")) {
-        List<PreparedExample> examples = PreparedExample.read(data);
+        List<SftExample> examples = SftExample.readJsonl(data, LossOn.COMPLETION);
         if (limit != null && examples.size() > limit) {
           examples = examples.subList(0, limit);
         }

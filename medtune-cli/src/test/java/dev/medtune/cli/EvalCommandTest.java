@@ -9,13 +9,15 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.medtune.cpu.CpuBackendProvider;
 import dev.medtune.data.McqQuestion;
 import dev.medtune.data.McqReader;
-import dev.medtune.data.PreparedExample;
 import dev.medtune.data.PromptTemplate;
 import dev.medtune.model.Checkpoint;
 import dev.medtune.model.Llama;
 import dev.medtune.model.backend.Backend;
 import dev.medtune.model.eval.ContinuationScorer;
 import dev.medtune.model.tokenizer.LlamaTokenizer;
+import dev.medtune.model.train.LossOn;
+import dev.medtune.model.train.SftExample;
+import dev.medtune.model.train.TokenizedExample;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -232,8 +234,12 @@ class EvalCommandTest {
     assertTrue(r.out().contains("| 10 in both |"), r.out());
   }
 
+  /**
+   * The loss is training's: {@code TokenizedExample} with completion masking; the expected value
+   * here sums -log p over its non-ignored targets from one forward pass of the whole sequence.
+   */
   @Test
-  void lossIsTheMeanOverCompletionTokensAndEos() throws Exception {
+  void lossIsTrainingsCompletionMaskedMean() throws Exception {
     Path data = resource("val-5.jsonl");
     Run r = run("eval", "--model", tiny.toString(), "--method", "loss", "--data", data.toString(),
         "--output", dir.resolve("l").toString());
@@ -245,14 +251,22 @@ class EvalCommandTest {
         Backend cpu = CpuBackendProvider.create(2)) {
       Llama model = new Llama(ckpt, cpu, 512, 512, 512);
       ContinuationScorer oneByOne = new ContinuationScorer(model, model.newCache(1));
-      int eos = tok.eosId();
-      assertEquals(tok.tokenId("<|end_of_text|>"), eos);
-      for (PreparedExample ex : PreparedExample.read(data)) {
-        int[] c = tok.encode(ex.completion(), false);
-        int[] target = Arrays.copyOf(c, c.length + 1);
-        target[c.length] = eos;
-        nll -= Arrays.stream(oneByOne.scoreOneByOne(tok.encode(ex.prompt(), true), target)).sum();
-        counted += target.length;
+      assertEquals(tok.tokenId("<|end_of_text|>"), tok.eosId());
+      for (SftExample ex : SftExample.readJsonl(data, LossOn.COMPLETION)) {
+        TokenizedExample t = TokenizedExample.of(ex, tok::encode, tok.bosId(), tok.eosId(),
+            LossOn.COMPLETION, 4096);
+        int[] ids = t.tokens();
+        // log p(ids[i] | ids[<i]) for i >= 1, one pass over the whole sequence
+        double[] lp = oneByOne.scoreOneByOne(new int[] {ids[0]}, Arrays.copyOfRange(ids, 1, ids.length));
+        for (int i = 0; i + 1 < ids.length; i++) {
+          if (t.targets()[i] != TokenizedExample.IGNORE) {
+            nll -= lp[i];
+            counted++;
+          }
+        }
+        // completion masking: the counted tokens decode to the completion, then EOS
+        int[] countedIds = Arrays.stream(t.targets()).filter(x -> x != TokenizedExample.IGNORE).toArray();
+        assertEquals(ex.completion() + "<|end_of_text|>", tok.decode(countedIds));
       }
     }
     assertEquals(counted, rep.get("counted_tokens").asLong());

@@ -1,7 +1,6 @@
 package dev.medtune.cli.eval;
 
 import dev.medtune.data.McqQuestion;
-import dev.medtune.data.PreparedExample;
 import dev.medtune.data.PromptTemplate;
 import dev.medtune.model.Checkpoint;
 import dev.medtune.model.Generator;
@@ -12,6 +11,9 @@ import dev.medtune.model.Sampler;
 import dev.medtune.model.backend.Backend;
 import dev.medtune.model.eval.ContinuationScorer;
 import dev.medtune.model.tokenizer.LlamaTokenizer;
+import dev.medtune.model.train.LossOn;
+import dev.medtune.model.train.SftExample;
+import dev.medtune.model.train.TokenizedExample;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -32,10 +34,12 @@ import java.util.function.IntConsumer;
  * separately (as lm-evaluation-harness does) gives every option the same prompt tokens, which is
  * what lets the prompt be computed once.
  *
- * <p>Loss method: prompt tokens as above, the counted tokens are the completion's tokens (no
- * special tokens) followed by the tokenizer's EOS ({@code eos_token} of
- * {@code tokenizer_config.json}, else the config's first {@code eos_token_id}), the training
- * default: the prompt is not counted.
+ * <p>Loss method: exactly training's tokenization and masking ({@link TokenizedExample} with
+ * {@link LossOn#COMPLETION}): {@code BOS + tokens(prompt + completion) + EOS}, the text encoded
+ * in one pass, the counted targets those from where the prompt's own ids stop matching the
+ * text's, through the EOS ({@code eos_token} of {@code tokenizer_config.json}, else the config's
+ * first {@code eos_token_id}). An example longer than the context is skipped and counted, where
+ * training would truncate it.
  */
 public final class ModelEvaluator implements AutoCloseable {
   /** Rows of logits held at once are capped to about this many floats (host and device each). */
@@ -248,22 +252,33 @@ public final class ModelEvaluator implements AutoCloseable {
     return config().eosTokenIds()[0];
   }
 
-  public LossRun loss(List<PreparedExample> examples) {
+  public LossRun loss(List<SftExample> examples) {
     int context = config().maxPositionEmbeddings();
     int eos = eosId();
+    int bos = tokenizer.bosId() >= 0 ? tokenizer.bosId() : config().bosTokenId();
     List<ContinuationScorer.Request> requests = new ArrayList<>();
     List<Skip> skipped = new ArrayList<>();
-    for (PreparedExample ex : examples) {
-      int[] prompt = tokenizer.encode(ex.prompt(), true);
-      int[] completion = tokenizer.encode(ex.completion(), false);
-      int[] target = Arrays.copyOf(completion, completion.length + 1);
-      target[completion.length] = eos;
-      ContinuationScorer.Request r = new ContinuationScorer.Request(prompt, List.of(target));
-      if (r.length() > context) {
-        skipped.add(new Skip(ex.id(), longerThanContext(context)));
+    for (SftExample ex : examples) {
+      TokenizedExample t = TokenizedExample.of(ex, tokenizer::encode, bos, eos, LossOn.COMPLETION,
+          Integer.MAX_VALUE);
+      String id = "line " + ex.line();
+      if (t.length() > context) {
+        skipped.add(new Skip(id, longerThanContext(context)));
         continue;
       }
-      requests.add(r);
+      if (t.counted() == 0) {
+        skipped.add(new Skip(id, "no completion token to count"));
+        continue;
+      }
+      // the counted targets are the tokens from position `first` on: the scorer's continuation
+      int first = 0;
+      while (t.targets()[first] == TokenizedExample.IGNORE) {
+        first++;
+      }
+      first++;
+      int[] tokens = t.tokens();
+      requests.add(new ContinuationScorer.Request(Arrays.copyOf(tokens, first),
+          List.of(Arrays.copyOfRange(tokens, first, tokens.length))));
     }
     double[] nll = new double[requests.size()];
     int[] counted = new int[requests.size()];
