@@ -35,6 +35,7 @@ import java.util.List;
  * <p>Arguments: MODEL_DIR DATA_JSONL RESULTS_MD COMMIT [QUESTIONS].
  */
 public final class EvalBench {
+  private static final int ROUNDS = 2;
 
   public static void main(String[] args) throws Exception {
     Path modelDir = Path.of(args[0]);
@@ -110,26 +111,35 @@ public final class EvalBench {
         }
         slot += r.continuations().size();
       }
-      long t0 = System.nanoTime();
-      model.forward(pass1[0], pass1[1], pass1[2], promptRows, cache, new int[] {promptRows - 1}, 1, logits);
-      if (contRows > 0) {
-        model.forward(pass2[0], pass2[1], pass2[2], contRows, cache, new int[] {contRows - 1}, 1, logits);
+      // interleaved, best of ROUNDS each: the cores are shared, so take each side's quietest run
+      ContinuationScorer scorer = new ContinuationScorer(model, cache);
+      double bestBaseline = Double.MAX_VALUE;
+      double bestScoring = Double.MAX_VALUE;
+      for (int round = 0; round < ROUNDS; round++) {
+        long t0 = System.nanoTime();
+        model.forward(pass1[0], pass1[1], pass1[2], promptRows, cache, new int[] {promptRows - 1}, 1, logits);
+        if (contRows > 0) {
+          model.forward(pass2[0], pass2[1], pass2[2], contRows, cache, new int[] {contRows - 1}, 1, logits);
+        }
+        bestBaseline = Math.min(bestBaseline, (System.nanoTime() - t0) / 1e9);
+
+        long before = scorer.forwardTokens();
+        long t1 = System.nanoTime();
+        scorer.score(requests);
+        bestScoring = Math.min(bestScoring, (System.nanoTime() - t1) / 1e9);
+        if (scorer.forwardTokens() - before != shared) {
+          throw new IllegalStateException("the scorer ran " + (scorer.forwardTokens() - before)
+              + " tokens, the baseline " + shared);
+        }
+        System.out.printf("round %d: plain forward %.2f s, scoring %.2f s%n", round + 1,
+            bestBaseline, bestScoring);
       }
-      baseline = shared / ((System.nanoTime() - t0) / 1e9);
+      baseline = shared / bestBaseline;
+      scoring = shared / bestScoring;
       System.out.printf("plain forward: %d tokens (%d prompt + %d continuation rows), %.1f tokens/s%n",
           shared, promptRows, contRows, baseline);
-
-      ContinuationScorer scorer = new ContinuationScorer(model, cache);
-      long t1 = System.nanoTime();
-      scorer.score(requests);
-      double seconds = (System.nanoTime() - t1) / 1e9;
-      if (scorer.forwardTokens() != shared) {
-        throw new IllegalStateException("the scorer ran " + scorer.forwardTokens()
-            + " tokens, the baseline " + shared);
-      }
-      scoring = shared / seconds;
       System.out.printf("scoring: %.1f tokens/s = %.3f questions/s (%.0f%% of the plain forward rate)%n",
-          scoring, n / seconds, 100 * scoring / baseline);
+          scoring, n / bestScoring, 100 * scoring / baseline);
     }
     System.out.printf("forward tokens: %d with the prompt shared, %d with each option scored on its"
         + " own (%.2fx)%n", shared, unshared, (double) unshared / shared);
@@ -142,14 +152,15 @@ public final class EvalBench {
         Machine: %s, %d cores (shared with other jobs: CPU figures are noisy, read the ratio), Java %s.
         Model: `%s` (%s, random weights, its own tokenizer), %d MedMCQA dev questions (4 options):
         %d prompt tokens in one pass, %d continuation rows in a second. Same-run baseline: the plain
-        forward pass (`Llama.forward`) over exactly those rows with one row of logits per pass.
+        forward pass (`Llama.forward`) over exactly those rows with one row of logits per pass; the two
+        are run interleaved, best of %d each.
 
         | figure | measured | baseline (same run) | ratio |
         | --- | --- | --- | --- |
         | log-likelihood scoring (logits of every continuation row, KV prefix copies, log-softmax) | %.1f tokens/s, %.3f questions/s | %.1f tokens/s plain forward | %.0f%% |
         | forward tokens per %d questions | %d (prompt shared) | %d (each option with its own prompt) | %.2fx fewer |
         """, date, commit, cpuModel(), threads, Runtime.version(), modelDir.getFileName(), dtype, n,
-        promptRows, contRows, scoring, scoring * n / shared, baseline, 100 * scoring / baseline,
+        promptRows, contRows, ROUNDS, scoring, scoring * n / shared, baseline, 100 * scoring / baseline,
         n, shared, unshared, (double) unshared / shared);
     Files.writeString(results, entry, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
         StandardOpenOption.APPEND);
