@@ -248,19 +248,29 @@ public final class McqReport {
       md.append("| questions/s | ").append(fmt("%.2f", a.results().size() / a.seconds()))
           .append(" | ").append(fmt("%.2f", b.results().size() / b.seconds())).append(" |  |\n");
     }
-    Map<String, List<QuestionResult>> subjects = bySubject(a.results());
+    Map<String, List<QuestionResult>> subjects = bySubject(b == null ? a.results() : pairedA);
     if (!subjects.isEmpty()) {
-      md.append("\n| subject | questions | accuracy")
-          .append(b == null ? "" : " (A)").append(" | 95% CI |\n| --- | --- | --- | --- |\n");
+      Map<String, List<QuestionResult>> subjectsB = b == null ? Map.of() : bySubject(pairedB);
+      md.append(b == null ? "\n| subject | questions | accuracy | 95% CI |\n| --- | --- | --- | --- |\n"
+          : "\n| subject | questions | accuracy A | 95% CI A | accuracy B | 95% CI B |\n"
+              + "| --- | --- | --- | --- | --- | --- |\n");
       subjects.forEach((subject, rs) -> {
-        long c = rs.stream().filter(r -> r.correct(HEADLINE)).count();
-        Statistics.Interval ci = Statistics.wilson95(c, rs.size());
-        md.append("| ").append(cell(subject)).append(" | ").append(rs.size()).append(" | ")
-            .append(fmt("%.1f%%", 100.0 * c / rs.size())).append(" | ")
-            .append(fmt("%.1f-%.1f%%", 100 * ci.low(), 100 * ci.high())).append(" |\n");
+        md.append("| ").append(cell(subject)).append(" | ").append(rs.size());
+        subjectCells(md, rs);
+        if (b != null) {
+          subjectCells(md, subjectsB.get(subject));
+        }
+        md.append(" |\n");
       });
     }
     return md.toString();
+  }
+
+  private static void subjectCells(StringBuilder md, List<QuestionResult> rs) {
+    long c = rs.stream().filter(r -> r.correct(HEADLINE)).count();
+    Statistics.Interval ci = Statistics.wilson95(c, rs.size());
+    md.append(" | ").append(fmt("%.1f%%", 100.0 * c / rs.size())).append(" | ")
+        .append(fmt("%.1f-%.1f%%", 100 * ci.low(), 100 * ci.high()));
   }
 
   private String accuracyLabel(ChoiceRule rule) {

@@ -40,7 +40,9 @@ public final class ReportFiles {
   }
 
   private static void writeAtomically(Path target, String text) throws IOException {
-    Path tmp = Files.createTempFile(target.getParent(), "." + target.getFileName(), ".tmp");
+    // a plain new file (not createTempFile, which would make it private to the owner)
+    Path tmp = target.resolveSibling("." + target.getFileName() + "." + ProcessHandle.current().pid()
+        + "." + System.nanoTime() + ".tmp");
     try {
       Files.writeString(tmp, text, StandardCharsets.UTF_8);
       try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {

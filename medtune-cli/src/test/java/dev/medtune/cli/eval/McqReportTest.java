@@ -118,4 +118,20 @@ class McqReportTest {
     assertTrue(md.contains("57.1% (4/7)"), md); // A on the shared 7
     assertFalse(md.contains("| subject |"), md); // no subjects known
   }
+
+  @Test
+  void comparisonPerSubjectShowsBothOnTheSharedQuestions() {
+    List<QuestionResult> ra = new ArrayList<>();
+    List<QuestionResult> rb = new ArrayList<>();
+    for (int i = 0; i < 4; i++) {
+      McqQuestion q = q(i, i < 2 ? "Anatomy" : "Surgery");
+      ra.add(chose(q, q.answer()));                              // A right on all 4
+      rb.add(chose(q, i == 0 ? q.answer() : (q.answer() + 1) % 4)); // B right on q0 only
+    }
+    String md = new McqReport("d", new McqRun("a", "loglik", ra, List.of(), 1, 1, "cpu"),
+        new McqRun("b", "loglik", rb, List.of(), 1, 1, "cpu")).markdown();
+    assertTrue(md.contains("| subject | questions | accuracy A | 95% CI A | accuracy B | 95% CI B |"), md);
+    assertTrue(md.contains("| Anatomy | 2 | 100.0% | 34.2-100.0% | 50.0% | 9.5-90.5% |"), md);
+    assertTrue(md.contains("| Surgery | 2 | 100.0% | 34.2-100.0% | 0.0% | 0.0-65.8% |"), md);
+  }
 }
