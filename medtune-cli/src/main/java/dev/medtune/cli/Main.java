@@ -20,6 +20,8 @@ import picocli.CommandLine.Option;
       EvalCommand.class,
       InitModelCommand.class,
       PrepareCommand.class,
+      PullCommand.class,
+      PushCommand.class,
     })
 public final class Main implements Runnable {
 
