@@ -210,7 +210,7 @@ public final class McqReader {
     List<Rejected> rejected = new ArrayList<>();
     Path scratch = Files.createTempDirectory("medtune-eval-read");
     try {
-      new MedMcqaReader(scratch).read(file, false, new MedMcqaReader.Sink() {
+      new MedMcqaReader(scratch).read(file, null, new MedMcqaReader.Sink() {
         @Override
         public void row(MedMcqaRow row) {
           rows.add(row);
