@@ -35,6 +35,7 @@ import os
 import shutil
 import sys
 import tempfile
+import unicodedata
 
 import torch
 import transformers
@@ -46,12 +47,31 @@ PROMPT = ("Give an answer for the following medical question.\n\n"
 SEED = 4242
 
 
+def java_whitespace(ch):
+    """Java's Character.isWhitespace: Unicode space separators except the no-break spaces, and
+    the ASCII controls \\t \\n \\x0b \\f \\r \\x1c-\\x1f (Python's isspace also counts U+00A0)."""
+    if ch in "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f":
+        return True
+    return unicodedata.category(ch) in ("Zs", "Zl", "Zp") and ch not in "\u00a0\u2007\u202f"
+
+
+def java_strip(s):
+    """Java's String.strip()."""
+    a, b = 0, len(s)
+    while a < b and java_whitespace(s[a]):
+        a += 1
+    while b > a and java_whitespace(s[b - 1]):
+        b -= 1
+    return s[a:b]
+
+
 def strip_letter(choice, k):
     """medtune's McqReader: 'A. text' -> 'text' only when the letter is the option's own."""
     prefix = "ABCDEFGHIJ"[k] + "."
-    if choice.startswith(prefix) and (len(choice) == len(prefix) or choice[len(prefix)].isspace()):
+    if choice.startswith(prefix) and (len(choice) == len(prefix)
+                                      or java_whitespace(choice[len(prefix)])):
         choice = choice[len(prefix):]
-    return choice.strip()
+    return java_strip(choice)
 
 
 def main():
