@@ -45,7 +45,7 @@ import picocli.CommandLine.Spec;
     mixinStandardHelpOptions = true,
     sortOptions = false,
     description = {
-      "Measure a model on multiple-choice questions (accuracy with a 95% Wilson interval, per"
+      "Measure a model on multiple-choice questions (accuracy with a 95%% Wilson interval, per"
           + " subject, skipped questions and why, tokens/s) or on a prepared validation set (mean"
           + " loss and perplexity over the completion tokens).",
       "loglik (default): each option's text + \".\" is scored as the answer after the recipe's"
@@ -86,7 +86,7 @@ final class EvalCommand implements Callable<Integer> {
 
   @Option(names = "--compare", paramLabel = "DIR",
       description = "A second model folder (e.g. a merged fine-tune) evaluated on the same"
-          + " questions; the report adds the paired difference and its 95% interval.")
+          + " questions; the report adds the paired difference and its 95%% interval.")
   Path compare;
 
   @Option(names = "--device", defaultValue = "auto", paramLabel = "auto|cpu|cuda",

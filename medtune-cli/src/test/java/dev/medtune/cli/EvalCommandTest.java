@@ -218,6 +218,15 @@ class EvalCommandTest {
   }
 
   @Test
+  void help() {
+    Run r = run("eval", "--help");
+    assertEquals(0, r.code());
+    assertTrue(r.out().contains("Usage: medtune eval"), r.out());
+    assertTrue(r.out().contains("95% Wilson"), r.out());
+    assertEquals("", r.err()); // no picocli format warnings
+  }
+
+  @Test
   void compareIsPairedOnTheSameQuestions() throws Exception {
     Run r = run("eval", "--model", tiny.toString(), "--compare", tiny2.toString(), "--data",
         resource("dev-choices-20.jsonl").toString(), "--limit", "10", "--output",
