@@ -64,7 +64,8 @@ final class EvalCommand implements Callable<Integer> {
   Path model;
 
   @Option(names = "--data", required = true, paramLabel = "FILE",
-      description = "MedMCQA in any form prepare reads (parquet, CSV, JSON lines, JSON array), or"
+      description = "MedMCQA in any form prepare reads (parquet, CSV, JSON lines, JSON array,"
+          + " optionally .gz, or a folder of them), or"
           + " JSON lines of {\"question\", \"choices\": [\"A. ...\", ...], \"answer\": 0-3}; for"
           + " --method loss, prepare's val.jsonl.")
   Path data;
@@ -100,6 +101,12 @@ final class EvalCommand implements Callable<Integer> {
   @Option(names = "--max-new-tokens", defaultValue = "48", paramLabel = "N",
       description = "For --method generate: answer length limit (default: ${DEFAULT-VALUE}).")
   int maxNewTokens;
+
+  @Option(names = "--split", defaultValue = "validation", paramLabel = "NAME",
+      description = "When --data is a folder whose files are named by split (the hub's"
+          + " data/validation-00000-of-00001.parquet), the split to read (default:"
+          + " ${DEFAULT-VALUE}).")
+  String split;
 
   @Option(names = "--cop-base", paramLabel = "0|1",
       description = "MedMCQA's cop counts from 0 (the hub's files) or 1 (the official JSON"
@@ -147,7 +154,7 @@ final class EvalCommand implements Callable<Integer> {
         json = report.json(provenance);
         markdown = report.markdown();
       } else {
-        McqReader.McqSet set = McqReader.read(data, copBase);
+        McqReader.McqSet set = McqReader.read(data, split, copBase);
         List<Skip> rejected = new ArrayList<>();
         for (McqReader.Rejected r : set.rejected()) {
           rejected.add(new Skip(r.where(), "not a usable question: " + r.reason()));
@@ -252,9 +259,22 @@ final class EvalCommand implements Callable<Integer> {
     }
   }
 
+  /** The data's SHA-256; for a folder, of its data files' names and contents in path order. */
   private static String sha256(Path file) throws IOException {
+    if (Files.isDirectory(file)) {
+      try (var walk = Files.walk(file)) {
+        MessageDigest md = MessageDigest.getInstance("SHA-256");
+        for (Path p : walk.filter(Files::isRegularFile).sorted().toList()) {
+          md.update(file.relativize(p).toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+          md.update(HexFormat.of().parseHex(sha256(p)));
+        }
+        return HexFormat.of().formatHex(md.digest());
+      } catch (NoSuchAlgorithmException e) {
+        throw new IllegalStateException(e);
+      }
+    }
     if (!Files.isRegularFile(file)) {
-      throw new MedtuneFailure(file + ": no such file");
+      throw new MedtuneFailure(file + ": no such file or folder");
     }
     try (InputStream in = Files.newInputStream(file)) {
       MessageDigest md = MessageDigest.getInstance("SHA-256");

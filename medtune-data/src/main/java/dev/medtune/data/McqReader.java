@@ -53,23 +53,48 @@ public final class McqReader {
    * @param copBase 0 or 1 to say how MedMCQA's {@code cop} counts, or null to tell it from the data
    */
   public static McqSet read(Path file, Integer copBase) throws IOException {
-    if (!Files.isRegularFile(file)) {
-      throw new IllegalArgumentException(file + ": no such file");
+    return read(file, "validation", copBase);
+  }
+
+  /**
+   * Reads a file in either form, or the data files of a folder as {@code prepare} finds them (the
+   * hub's {@code data/validation-00000-of-00001.parquet} layout: only the files of {@code split}
+   * when the names say their split), in path order.
+   *
+   * @param copBase 0 or 1 to say how MedMCQA's {@code cop} counts, or null to tell it from the data
+   *     of each file
+   */
+  public static McqSet read(Path input, String split, Integer copBase) throws IOException {
+    if (Files.isRegularFile(input) && isBlank(input)) {
+      throw new IllegalArgumentException(input + ": no questions (the file is empty)");
     }
-    if (isBlank(file)) {
-      throw new IllegalArgumentException(file + ": no questions (the file is empty)");
+    List<Path> files;
+    try {
+      files = InputFiles.find(input, split).files();
+    } catch (PrepareException e) {
+      throw new IllegalArgumentException(e.getMessage(), e);
     }
-    McqSet set = isChoicesForm(file) ? readChoices(file) : readMedMcqa(file, copBase);
-    if (set.questions().isEmpty()) {
-      if (set.rejected().isEmpty()) {
-        throw new IllegalArgumentException(file + ": no questions (the file is empty)");
+    List<McqQuestion> questions = new ArrayList<>();
+    List<Rejected> rejected = new ArrayList<>();
+    for (Path file : files) {
+      if (isBlank(file)) {
+        rejected.add(new Rejected(file.toString(), "the file is empty"));
+        continue;
       }
-      Rejected first = set.rejected().get(0);
-      throw new IllegalArgumentException(file + ": no usable questions; all "
-          + set.rejected().size() + " records rejected, the first at " + first.where() + ": "
+      McqSet set = isChoicesForm(file) ? readChoices(file) : readMedMcqa(file, copBase);
+      questions.addAll(set.questions());
+      rejected.addAll(set.rejected());
+    }
+    if (questions.isEmpty()) {
+      if (rejected.isEmpty()) {
+        throw new IllegalArgumentException(input + ": no questions (the file is empty)");
+      }
+      Rejected first = rejected.get(0);
+      throw new IllegalArgumentException(input + ": no usable questions; all "
+          + rejected.size() + " records rejected, the first at " + first.where() + ": "
           + first.reason());
     }
-    return set;
+    return new McqSet(questions, rejected);
   }
 
   /** Whether the file holds nothing but whitespace (after decompressing {@code .gz}). */

@@ -146,6 +146,25 @@ class McqReaderTest {
         McqReader.read(g, 1).questions().stream().map(McqQuestion::answer).toList());
   }
 
+  /** A folder in the hub's layout: only the chosen split's files are read. */
+  @Test
+  void folderBySplit() throws Exception {
+    Path csv = Path.of(McqReaderTest.class.getResource("/medmcqa/validation-sample.csv").toURI());
+    Path data = dir.resolve("hub/data");
+    Files.createDirectories(data);
+    Files.copy(csv, data.resolve("validation-00000-of-00001.csv"));
+    Files.writeString(data.resolve("train-00000-of-00001.jsonl"), OK + OK + OK);
+    assertEquals(100, McqReader.read(dir.resolve("hub"), "validation", null).questions().size());
+    assertEquals(3, McqReader.read(dir.resolve("hub"), "train", null).questions().size());
+    var e = assertThrows(IllegalArgumentException.class,
+        () -> McqReader.read(dir.resolve("hub"), "test", null));
+    assertTrue(e.getMessage().startsWith(dir.resolve("hub") + ": no file of split 'test'"),
+        e.getMessage());
+    e = assertThrows(IllegalArgumentException.class,
+        () -> McqReader.read(dir.resolve("nothing-here"), null));
+    assertEquals(dir.resolve("nothing-here") + ": no such file or folder", e.getMessage());
+  }
+
   static final String OK = "{\"question\":\"Q?\",\"choices\":[\"A. x\",\"B. y\"],\"answer\":0}\n";
 
   private int n;
