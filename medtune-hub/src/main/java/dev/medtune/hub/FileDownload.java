@@ -33,6 +33,7 @@ final class FileDownload {
 
   private final HubHttp http;
   private final ScheduledExecutorService watchdog;
+  private final java.util.concurrent.ConcurrentHashMap<Path, Object> blobLocks = new java.util.concurrent.ConcurrentHashMap<>();
 
   FileDownload(HubHttp http, ScheduledExecutorService watchdog) {
     this.http = http;
@@ -78,8 +79,17 @@ final class FileDownload {
    */
   Path fetch(Path repoDir, String commit, String file, Metadata meta, HubHttp.Target target, DownloadProgress progress)
       throws IOException {
-    Path snapshot = HubCache.snapshotFile(repoDir, commit, file);
     Path blob = HubCache.blob(repoDir, meta.etag());
+    // two paths of one snapshot with the same content share a blob: one download, the other waits
+    Object lock = blobLocks.computeIfAbsent(blob, k -> new Object());
+    synchronized (lock) {
+      return fetchLocked(repoDir, commit, file, meta, target, progress, blob);
+    }
+  }
+
+  private Path fetchLocked(Path repoDir, String commit, String file, Metadata meta, HubHttp.Target target,
+      DownloadProgress progress, Path blob) throws IOException {
+    Path snapshot = HubCache.snapshotFile(repoDir, commit, file);
     if (HubCache.present(blob)) {
       HubCache.link(blob, snapshot);
       progress.note(file + ": reused from the cache");

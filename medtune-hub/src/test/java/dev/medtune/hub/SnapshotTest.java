@@ -146,6 +146,15 @@ class SnapshotTest {
   }
 
   @Test
+  void twoPathsWithTheSameContentShareOneBlobAndOneDownload() throws IOException {
+    hub.commit(RepoType.MODEL, REPO, "main", FakeHub.files("original/model.safetensors", FakeHub.entry(weights, true)));
+    Path snap = pull();
+    assertArrayEquals(weights, Files.readAllBytes(snap.resolve("original/model.safetensors")));
+    assertArrayEquals(weights, Files.readAllBytes(snap.resolve("model.safetensors")));
+    assertEquals(1, countGets(), "the shared blob was downloaded twice: " + hub.log);
+  }
+
+  @Test
   void includeAndExcludeFollowFnmatch() throws IOException {
     Path snap = pull(TOKEN, "main", List.of("*.json"), List.of("tok/*"), DownloadProgress.NONE);
     assertTrue(Files.exists(snap.resolve("config.json")));
