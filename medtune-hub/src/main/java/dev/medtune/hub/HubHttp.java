@@ -11,7 +11,6 @@ import java.net.URLEncoder;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.net.http.HttpTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.LinkedHashMap;
@@ -112,27 +111,27 @@ final class HubHttp {
           continue;
         }
         return r;
-      } catch (HttpTimeoutException | ConnectException e) {
-        if (attempt >= config.maxRetries()) {
-          throw networkFailure(uri, e);
+      } catch (ConnectException e) {
+        // refused or unresolvable: retrying long only delays the fall-back on the cache
+        if (attempt >= Math.min(2, config.maxRetries())) {
+          throw networkFailure(uri, e, attempt + 1);
         }
       } catch (IOException e) {
         if (e instanceof InterruptedIOException && Thread.currentThread().isInterrupted()) {
           throw e;
         }
         if (attempt >= config.maxRetries()) {
-          throw networkFailure(uri, e);
+          throw networkFailure(uri, e, attempt + 1);
         }
       }
       backoff(attempt++, null);
     }
   }
 
-  HubException networkFailure(URI uri, IOException e) {
+  HubException networkFailure(URI uri, IOException e, int tries) {
     String why = e.getMessage() == null || e.getMessage().isBlank() ? e.getClass().getSimpleName() : e.getMessage();
     return new HubException(HubException.Kind.NETWORK, "cannot reach " + uri.getScheme() + "://" + uri.getAuthority()
-        + " (" + why.strip() + ") after " + (config.maxRetries() + 1)
-        + " tries; set HF_HUB_OFFLINE=1 to use only what is in the cache", e);
+        + " (" + why.strip() + ") after " + tries + " tries; set HF_HUB_OFFLINE=1 to use only what is in the cache", e);
   }
 
   private HttpResponse<InputStream> sendFollowing(String method, URI uri, Map<String, String> headers,
@@ -141,9 +140,13 @@ final class HubHttp {
     String m = method;
     boolean auth = sameHost(uri);
     for (int hop = 0; hop <= 10; hop++) {
-      HttpRequest.Builder b = HttpRequest.newBuilder(current)
-          .timeout(config.readTimeout().plusSeconds(5))
-          .header("User-Agent", userAgent);
+      HttpRequest.Builder b = HttpRequest.newBuilder(current).header("User-Agent", userAgent);
+      // the timeout runs until the answer's headers arrive: after the whole body for an upload
+      if (m.equals("GET") || m.equals("HEAD")) {
+        b.timeout(config.readTimeout().plusSeconds(5));
+      } else if (!m.equals("PUT")) {
+        b.timeout(Duration.ofMinutes(2));
+      }
       headers.forEach(b::header);
       if (auth && config.token() != null) {
         b.header("Authorization", "Bearer " + config.token());

@@ -354,6 +354,27 @@ class SnapshotTest {
   }
 
   @Test
+  void anUnreachableHubWithNothingCachedSaysSo() {
+    hub.close();
+    HubException e = assertThrows(HubException.class, this::pull);
+    assertEquals(HubException.Kind.NETWORK, e.kind());
+    assertTrue(e.getMessage().startsWith("cannot reach " + hub.endpoint()) && e.getMessage().contains("after 3 tries"),
+        e.getMessage());
+  }
+
+  @Test
+  void resolveKeepsLocalPathsAndPullsHubIds() throws IOException {
+    Path local = Files.createDirectories(tmp.resolve("medtune-test"));
+    try (HubClient c = new HubClient(config(TOKEN))) {
+      assertEquals(local, c.resolve(local.toString(), RepoType.MODEL, DownloadProgress.NONE));
+      Path snap = c.resolve(REPO, RepoType.MODEL, DownloadProgress.NONE);
+      assertArrayEquals(config, Files.readAllBytes(snap.resolve("config.json")));
+    }
+    assertTrue(HubClient.isRepoId("gpt2") && HubClient.isRepoId("meta-llama/Llama-3.1-8B"));
+    assertFalse(HubClient.isRepoId("./model") || HubClient.isRepoId("/abs/path") || HubClient.isRepoId("a/b/c"));
+  }
+
+  @Test
   void diskFullIsOneClearLine() throws IOException {
     Path devFull = Path.of("/dev/full");
     org.junit.jupiter.api.Assumptions.assumeTrue(Files.exists(devFull), "needs /dev/full (Linux)");
