@@ -41,7 +41,7 @@ final class FileDownload {
   }
 
   /** What the {@code HEAD} of a resolve URL says about a file. */
-  record Metadata(String commit, String etag, long size, URI location) {}
+  record Metadata(String commit, String etag, long size, URI location, URI url) {}
 
   static String normalizeEtag(String etag) {
     if (etag == null) {
@@ -71,7 +71,7 @@ final class FileDownload {
           + ": is HF_ENDPOINT (" + http.config().endpoint() + ") a Hugging Face hub?");
     }
     URI location = r.headers().firstValue("Location").map(url::resolve).orElse(url);
-    return new Metadata(commit, etag, size, location);
+    return new Metadata(commit, etag, size, location, url);
   }
 
   /**
@@ -112,6 +112,7 @@ final class FileDownload {
     boolean ok = false;
     try {
       int failures = 0;
+      boolean refreshed = false;
       while (meta.size() < 0 || have < meta.size()) {
         long before = have;
         try {
@@ -123,7 +124,17 @@ final class FileDownload {
             throw new IOException("connection closed after " + have + " of " + meta.size() + " bytes");
           }
         } catch (HubException e) {
-          throw e;
+          // a presigned storage URL expires (S3/CloudFront answer 403): ask the hub for a fresh one, once
+          if (refreshed || meta.location().equals(meta.url()) || e.kind() == HubException.Kind.CHECKSUM) {
+            throw e;
+          }
+          refreshed = true;
+          Metadata fresh = head(meta.url(), target);
+          if (!fresh.etag().equals(meta.etag())) {
+            throw e;
+          }
+          progress.note(file + ": the storage URL was refused (" + e.getMessage() + "); asked the hub for a new one");
+          meta = fresh;
         } catch (IOException e) {
           if (isDiskFull(e)) {
             throw diskFull(part, file, e);

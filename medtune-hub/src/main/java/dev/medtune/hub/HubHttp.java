@@ -252,6 +252,12 @@ final class HubHttp {
     String page = t == null || t.repoId() == null ? config.endpoint().toString()
         : config.endpoint() + "/" + t.type().urlPrefix() + t.repoId();
     String how = "--token, HF_TOKEN or `hf auth login`";
+    if (!sameHost(r.uri()) && s < 500) {
+      // the storage host (a presigned URL): its refusals say nothing about the token or the repository
+      return new HubException(HubException.Kind.OTHER, "the storage host " + r.uri().getHost() + " refused the download of "
+          + (t == null || t.file() == null ? r.uri().getPath() : t.file()) + " (" + s + (msg.isEmpty() ? "" : " " + msg)
+          + "); run again to resume");
+    }
     if (code.equals("RevisionNotFound")) {
       return new HubException(HubException.Kind.REVISION_NOT_FOUND, "revision '" + (t == null ? "?" : t.revision())
           + "' not found in " + repo + " on " + config.endpoint());

@@ -224,6 +224,19 @@ class SnapshotTest {
   }
 
   @Test
+  void anExpiredStorageUrlIsAskedAgainOnce() throws IOException {
+    hub.fault("model.safetensors", new FakeHub.Status(403));
+    Path snap = pull();
+    assertArrayEquals(weights, Files.readAllBytes(snap.resolve("model.safetensors")));
+    hub.fault("other.safetensors", new FakeHub.Status(403), new FakeHub.Status(403));
+    hub.commit(RepoType.MODEL, REPO, "main", FakeHub.files("other.safetensors", FakeHub.entry(weights, true)));
+    Files.delete(cache.resolve("models--medtune-test--tiny-llama/blobs").resolve(FakeHub.sha256(weights)));
+    HubException e = assertThrows(HubException.class, () -> pull(TOKEN, "main", List.of("other*"), List.of(),
+        DownloadProgress.NONE));
+    assertTrue(e.getMessage().contains("403"), e.getMessage());
+  }
+
+  @Test
   void persistent5xxFailsWithOneLine() {
     for (int i = 0; i < 10; i++) {
       hub.apiFaults.add(500);
