@@ -254,7 +254,8 @@ final class HubHttp {
     String how = "--token, HF_TOKEN or `hf auth login`";
     if (!sameHost(r.uri()) && s < 500) {
       // the storage host (a presigned URL): its refusals say nothing about the token or the repository
-      return new HubException(HubException.Kind.OTHER, "the storage host " + r.uri().getHost() + " refused the " + (r.request().method().equals("PUT") ? "upload" : "download") + " of "
+      String what = r.request().method().equals("PUT") ? "upload" : "download";
+      return new HubException(HubException.Kind.OTHER, "the storage host " + r.uri().getHost() + " refused the " + what + " of "
           + (t == null || t.file() == null ? r.uri().getPath() : t.file()) + " (" + s + (msg.isEmpty() ? "" : " " + msg)
           + "); run again to resume");
     }
