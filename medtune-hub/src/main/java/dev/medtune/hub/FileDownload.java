@@ -2,6 +2,7 @@ package dev.medtune.hub;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
@@ -13,11 +14,6 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.Map;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Pattern;
 
 /**
@@ -32,12 +28,10 @@ final class FileDownload {
   private static final int BUFFER = 1 << 20;
 
   private final HubHttp http;
-  private final ScheduledExecutorService watchdog;
   private final java.util.concurrent.ConcurrentHashMap<Path, Object> blobLocks = new java.util.concurrent.ConcurrentHashMap<>();
 
-  FileDownload(HubHttp http, ScheduledExecutorService watchdog) {
+  FileDownload(HubHttp http) {
     this.http = http;
-    this.watchdog = watchdog;
   }
 
   /** What the {@code HEAD} of a resolve URL says about a file. */
@@ -189,38 +183,24 @@ final class FileDownload {
       HubHttp.Target target, DownloadProgress progress) throws IOException {
     Map<String, String> headers = have > 0 ? Map.of("Range", "bytes=" + have + "-", "Accept-Encoding", "identity")
         : Map.of("Accept-Encoding", "identity");
-    HttpResponse<InputStream> r = http.send("GET", meta.location(), headers, null, HubHttp.Redirects.ALL, target);
-    int s = r.statusCode();
-    if (s == 416 && meta.size() >= 0 && have == meta.size()) {
-      r.body().close();
-      return have;
-    }
-    if (s >= 400) {
-      throw http.failure(r, target);
-    }
-    if (s == 200 && have > 0) {
-      // the server ignored the range: start over
-      progress.advance(file, -have);
-      have = 0;
-      sha.reset();
-    }
-    AtomicLong lastByte = new AtomicLong(System.nanoTime());
-    AtomicBoolean stalled = new AtomicBoolean();
-    InputStream in = r.body();
-    long limit = http.config().readTimeout().toNanos();
-    long period = Math.max(50, http.config().readTimeout().toMillis() / 4);
-    ScheduledFuture<?> dog = watchdog.scheduleAtFixedRate(() -> {
-      if (System.nanoTime() - lastByte.get() > limit && stalled.compareAndSet(false, true)) {
-        try {
-          in.close(); // unblocks the read below
-        } catch (IOException ignored) {
-          // closing is all we can do
-        }
+    try (HubHttp.Streamed r = http.stream(meta.location(), headers, target);
+        FileChannel out = FileChannel.open(part, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+      int s = r.status();
+      if (s == 416 && meta.size() >= 0 && have == meta.size()) {
+        return have;
       }
-    }, period, period, TimeUnit.MILLISECONDS);
-    try (in; FileChannel out = FileChannel.open(part, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+      if (s >= 400) {
+        throw http.failure(r, target);
+      }
+      if (s == 200 && have > 0) {
+        // the server ignored the range: start over
+        progress.advance(file, -have);
+        have = 0;
+        sha.reset();
+      }
       out.truncate(have);
       out.position(have);
+      InputStream in = r.body();
       byte[] buf = new byte[BUFFER];
       int fill = 0;
       long lastFlush = System.nanoTime();
@@ -228,39 +208,31 @@ final class FileDownload {
         int n;
         try {
           n = in.read(buf, fill, buf.length - fill);
+        } catch (SocketTimeoutException e) {
+          flush(out, buf, fill, sha, lfs);
+          progress.advance(file, fill);
+          throw new IOException("no data for " + http.config().readTimeout().toMillis() / 1000.0 + " s", e);
         } catch (IOException e) {
-          n = -2;
-          if (!stalled.get()) {
-            flush(out, buf, fill, sha, lfs);
-            have += fill;
-            progress.advance(file, fill);
-            throw e;
-          }
+          flush(out, buf, fill, sha, lfs);
+          progress.advance(file, fill);
+          throw e;
         }
-        if (n > 0) {
-          long now = System.nanoTime();
-          lastByte.set(now);
-          fill += n;
-          // write when the buffer is full, or at least every 100 ms so progress moves on slow links
-          if (fill == buf.length || now - lastFlush > 100_000_000L) {
-            lastFlush = now;
-            flush(out, buf, fill, sha, lfs);
-            have += fill;
-            progress.advance(file, fill);
-            fill = 0;
-          }
-          continue;
+        if (n < 0) {
+          flush(out, buf, fill, sha, lfs);
+          progress.advance(file, fill);
+          return have + fill;
         }
-        flush(out, buf, fill, sha, lfs);
-        have += fill;
-        progress.advance(file, fill);
-        if (stalled.get()) {
-          throw new IOException("no data for " + http.config().readTimeout().toMillis() / 1000.0 + " s");
+        fill += n;
+        long now = System.nanoTime();
+        // write when the buffer is full, or at least every 100 ms so progress moves on slow links
+        if (fill == buf.length || now - lastFlush > 100_000_000L) {
+          lastFlush = now;
+          flush(out, buf, fill, sha, lfs);
+          have += fill;
+          progress.advance(file, fill);
+          fill = 0;
         }
-        return have;
       }
-    } finally {
-      dog.cancel(false);
     }
   }
 
