@@ -34,14 +34,6 @@ final class HubHttp {
   private static final Set<Integer> RETRIED = Set.of(429, 500, 502, 503, 504);
   private static final String BAD_CREDENTIALS = "Invalid credentials in Authorization header";
 
-  static {
-    // The JDK client reads sockets in 16 KB buffers, each passed through its reactive plumbing:
-    // on a cold JVM that costs more CPU than the bytes (bench/hub-download.sh: 7.1 -> 3.9 CPU s
-    // for 256 MB). Read before the first client is built; a value the user set wins.
-    if (System.getProperty("jdk.httpclient.bufsize") == null) {
-      System.setProperty("jdk.httpclient.bufsize", String.valueOf(256 << 10));
-    }
-  }
 
   enum Redirects { NONE, RELATIVE, ALL }
 

@@ -137,8 +137,8 @@ public final class HubDownloadBench {
     b.append(row(smallHeap, mb, List.of(smallHeap)));
     String load = String.join(" ", List.of(Files.readString(Path.of("/proc/loadavg")).strip().split(" ")).subList(0, 3));
     b.append(String.format(Locale.ROOT, "\nmedtune / curl throughput: **%.2f** (target >= 0.80); CPU seconds medtune / curl:"
-        + " %.1f. Peak RSS %d MB with the default heap (garbage of the HTTP client's buffers before the GC runs; the live"
-        + " heap stays a few MB) and %d MB with -Xmx64m, for a %d MB file: streamed, never held in memory."
+        + " %.1f. Peak RSS %d MB with the default heap and %d MB with -Xmx64m, for a %d MB file: streamed, never held"
+        + " in memory."
         + " Load average during the run: %s.%n", mtMbs / curlMbs, bm.cpuSeconds() / Math.max(0.01, bc.cpuSeconds()),
         bm.maxRssKb() / 1024, smallHeap.maxRssKb() / 1024, mb, load));
     System.out.print(b);
