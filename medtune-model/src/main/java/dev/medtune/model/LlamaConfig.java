@@ -1,5 +1,6 @@
 package dev.medtune.model;
 
+import java.nio.file.Path;
 import java.util.Arrays;
 
 /**
@@ -44,6 +45,35 @@ public record LlamaConfig(
    */
   public record RopeScaling(
       double factor, double lowFreqFactor, double highFreqFactor, int originalMaxPositionEmbeddings) {}
+
+  /**
+   * Reads a Hugging Face {@code config.json} of Llama 3, 3.1, 3.2 or 3.3 (also the transformers 5
+   * form with {@code rope_parameters}). Anything medtune cannot run (another architecture, another
+   * rope type, biases) is a one-line {@link ModelFormatException} naming the file and the key.
+   */
+  public static LlamaConfig read(Path configJson) {
+    return ConfigJson.read(configJson);
+  }
+
+  /** Writes this config as a Hugging Face {@code config.json} (atomically), loadable by transformers. */
+  public void write(Path configJson) {
+    ConfigJson.write(this, configJson);
+  }
+
+  /** Key/value width of one layer: {@code numKvHeads * headDim}. */
+  public int kvDim() {
+    return numKvHeads * headDim;
+  }
+
+  /** Number of parameters of the weights this shape has (embeddings counted once when tied). */
+  public long parameterCount() {
+    long h = hiddenSize;
+    long perLayer = h * (long) numHeads * headDim * 2 // q, o
+        + h * (long) kvDim() * 2 // k, v
+        + 3 * h * intermediateSize // gate, up, down
+        + 2 * h; // norms
+    return (long) vocabSize * h * (tieWordEmbeddings ? 1 : 2) + numLayers * perLayer + h;
+  }
 
   public boolean isEos(int token) {
     for (int e : eosTokenIds) {

@@ -1,0 +1,158 @@
+package dev.medtune.model.backend;
+
+import dev.medtune.model.safetensors.TensorInfo;
+
+/**
+ * The ops the Llama engine is written against, llm.c style: every op is an explicit function of
+ * planned buffers, named {@code xxxForward} now, each with a {@code xxxBackward} twin planned for
+ * LoRA training (the signature is given in each op's javadoc). The CPU backend is the reference
+ * meaning of every op (float32 compute); other backends are tested against it.
+ *
+ * <p>Conventions. Activations are float32 tensors, row-major, one row per token; a batch of
+ * {@code rows} tokens may come from several sequences, each token carrying its KV-cache slot
+ * ({@code slots[t]}) and its position within its sequence ({@code positions[t]}), which is how
+ * batches of prompts and, later, packed training examples work. Buffers are allocated once
+ * ({@link #allocate}) at their largest size and ops use their first {@code rows} rows, so decoding
+ * allocates nothing. Token ids, slots and positions are host {@code int[]} (a few per token; a
+ * device backend copies them through a planned staging buffer). Weights stay in their file's
+ * dtype (BF16, F16 or F32) and are converted inside the kernels.
+ *
+ * <p>Ops run in order on one stream; {@link #copyToHost} waits for the ops before it.
+ */
+public interface Backend extends AutoCloseable {
+
+  /** The device name, as {@code --device} takes it. */
+  String name();
+
+  /** A human description for logs, e.g. "cpu (2 threads, AVX-512 float32 x16)". */
+  String description();
+
+  // ---------------------------------------------------------------- memory
+
+  /** A zeroed float32 buffer of this shape; allocate before the first step, never per token. */
+  Tensor allocate(long... shape);
+
+  /**
+   * A weight as the backend reads it. The CPU backend wraps the mapped file bytes without a copy;
+   * a device backend uploads once. The tensor keeps the checkpoint's dtype.
+   */
+  Tensor weight(TensorInfo info);
+
+  /** Copies {@code src.length} floats from the host into {@code dst} starting at element {@code offset}. */
+  void copyFromHost(float[] src, Tensor dst, long offset);
+
+  /** Copies {@code count} floats of {@code src}, from its element {@code offset}, to {@code dst[0..count)}. */
+  void copyToHost(Tensor src, long offset, float[] dst, int count);
+
+  // ---------------------------------------------------------------- ops
+
+  /**
+   * General matrix product, as BLAS {@code sgemm} but row-major:
+   * {@code C[m,n] = alpha * op(A)[m,k] . op(B)[k,n] + beta * C[m,n]}, where {@code op(A)} is
+   * {@code A} stored {@code [m,k]} or, with {@code transA}, {@code A} stored {@code [k,m]}; same
+   * for {@code B} ({@code [k,n]}, or {@code [n,k]} with {@code transB}). {@code C} and {@code A}
+   * are float32; {@code B} may be a BF16/F16/F32 weight. When {@code beta == 0}, {@code C} is
+   * not read.
+   *
+   * <p>The uses: a linear layer {@code y = x W^T} is {@code (y, x, false, W, true, rows, out, in,
+   * 1, 0)}; its backward {@code dx = dy W} is {@code (dx, dy, false, W, false, rows, in, out, 1,
+   * 0)} and a weight gradient {@code dW += dy^T x} is {@code (dW, dy, true, x, false, out, in,
+   * rows, 1, 1)}; LoRA {@code y += s (x A^T) B^T} is two products with {@code alpha = s, beta = 1}
+   * on the second (Hu et al. 2021, arXiv:2106.09685).
+   */
+  void matmul(Tensor c, Tensor a, boolean transA, Tensor b, boolean transB,
+      int m, int n, int k, float alpha, float beta);
+
+  /**
+   * {@link #matmul} over {@code batch} independent products whose operands start {@code strideA},
+   * {@code strideB}, {@code strideC} elements apart.
+   */
+  default void matmulBatched(Tensor c, Tensor a, boolean transA, Tensor b, boolean transB,
+      int m, int n, int k, float alpha, float beta,
+      int batch, long strideA, long strideB, long strideC) {
+    for (int i = 0; i < batch; i++) {
+      matmul(c.view(i * strideC, (long) m * n), a.view(i * strideA, (long) m * k), transA,
+          b.view(i * strideB, (long) k * n), transB, m, n, k, alpha, beta);
+    }
+  }
+
+  /**
+   * {@code out[t,:] = table[tokens[t],:]} for {@code t < rows}, converting the table's dtype.
+   * Backward (frozen table): none; with a trained table {@code dTable[tokens[t],:] += dout[t,:]}.
+   */
+  void embeddingForward(Tensor out, Tensor table, int[] tokens, int rows, int dim);
+
+  /**
+   * RMSNorm (Zhang and Sennrich 2019, arXiv:1910.07467) as Llama computes it in float32:
+   * {@code rstd[t] = 1 / sqrt(mean(x[t,:]^2) + eps)}, {@code out[t,:] = weight * x[t,:] * rstd[t]}.
+   * {@code rstd} (float32, at least {@code rows}) is saved for the backward; it may be null.
+   * Planned backward: {@code rmsnormBackward(dx, dout, x, weight, rstd, rows, dim)} with
+   * {@code dx = rstd * (w*dout - x * rstd^2 * mean(x * w*dout))} ({@code dx} accumulated).
+   */
+  void rmsnormForward(Tensor out, Tensor x, Tensor weight, Tensor rstd, float eps, int rows, int dim);
+
+  /**
+   * Rotary position embedding (Su et al. 2021, arXiv:2104.09864) in place, in the Hugging Face
+   * layout (rotate_half: element {@code i} pairs with {@code i + headDim/2}) on
+   * {@code x[t, h*headDim ...]} for {@code h < heads}:
+   * {@code x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin}, angle {@code positions[t] * invFreq[i]}.
+   * {@code table} is {@code [maxPositions, headDim]} float32: {@code cos} of the angles in the
+   * first half of each row, {@code sin} in the second, made by the model from the config (so Llama
+   * 3.1's frequency scaling lives in one place, {@code Rope}). Planned backward:
+   * {@code ropeBackward(dx, table, positions, rows, heads, headDim)}, the same rotation by the
+   * negative angle.
+   */
+  void ropeForward(Tensor x, Tensor table, int[] positions, int rows, int heads, int headDim);
+
+  /**
+   * Stores the keys and values of {@code rows} tokens in the KV cache:
+   * {@code kCache[slots[t], positions[t], :] = k[t, :]}, same for {@code v}. The caches are
+   * {@code [slotCount, maxLength, kvHeads*headDim]} float32 (one layer). For training the
+   * "cache" is the batch's own keys and values laid out per example.
+   * Backward: {@code dk[t,:] = dkCache[slots[t], positions[t], :]}, same for {@code dv}.
+   */
+  void kvStoreForward(Tensor kCache, Tensor vCache, Tensor k, Tensor v,
+      int[] slots, int[] positions, int rows, int kvDim, int maxLength);
+
+  /**
+   * Causal grouped-query attention (Vaswani et al. 2017; GQA: Ainslie et al. 2023,
+   * arXiv:2305.13245) of {@code rows} query tokens against the KV cache: for query head
+   * {@code h} of token {@code t}, with KV head {@code g = h / (heads / kvHeads)},
+   * {@code p_j = softmax_j(q[t,h,:] . kCache[s,j,g,:] / sqrt(headDim))} for
+   * {@code j <= positions[t]}, {@code s = slots[t]}, and
+   * {@code out[t,h,:] = sum_j p_j vCache[s,j,g,:]}. The probabilities are saved in
+   * {@code att} ({@code [rows, heads, maxLength]}, float32) for the backward; entries past
+   * {@code positions[t]} are left as they were.
+   * Planned backward: {@code attentionBackward(dq, dkCache, dvCache, dout, q, kCache, vCache,
+   * att, slots, positions, rows, heads, kvHeads, headDim, maxLength)}.
+   */
+  void attentionForward(Tensor out, Tensor att, Tensor q, Tensor kCache, Tensor vCache,
+      int[] slots, int[] positions, int rows, int heads, int kvHeads, int headDim, int maxLength);
+
+  /**
+   * SwiGLU (Shazeer 2020, arXiv:2002.05202) as Llama's MLP uses it:
+   * {@code out = silu(gate) * up}, {@code silu(x) = x / (1 + e^-x)}, on {@code rows x dim}.
+   * Planned backward: {@code swigluBackward(dgate, dup, dout, gate, up, rows, dim)} with
+   * {@code dgate = dout * up * s (1 + x (1 - s))}, {@code s = sigmoid(gate)}, {@code dup = dout * silu(gate)}.
+   */
+  void swigluForward(Tensor out, Tensor gate, Tensor up, int rows, int dim);
+
+  /**
+   * {@code out = a + b} on {@code rows x dim} (the residual connections; {@code out} may be
+   * {@code a}). Backward: the gradient flows unchanged to both inputs.
+   */
+  void addForward(Tensor out, Tensor a, Tensor b, int rows, int dim);
+
+  /**
+   * Row-wise softmax, {@code out[t,:] = exp(x[t,:] - max) / sum}, in place allowed (sampling's
+   * probabilities). The training loss will be {@code crossEntropyForward} (forward and dlogits
+   * in one pass, ignore-index aware), added with the backward.
+   */
+  void softmaxForward(Tensor out, Tensor x, int rows, int dim);
+
+  /** Waits for the queued ops (a no-op on the CPU). */
+  default void synchronize() {}
+
+  @Override
+  void close();
+}
