@@ -1,5 +1,6 @@
 package dev.medtune.cpu;
 
+import dev.medtune.model.safetensors.DType;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
@@ -16,10 +17,11 @@ import jdk.incubator.vector.VectorSpecies;
  * converts them once to float32 in a small per-thread scratch (bf16: the 16 bits shifted into the
  * high half of a float32, lane-wise; f16: {@link Float#float16ToFloat}), then multiplies them with
  * the activations {@link #TOKENS} at a time (a 4 x 4 register tile: 16 accumulators, 8 loads per
- * 16 FMAs). So in decode (one token) every weight byte is streamed from memory exactly once, and in
- * prefill each weight row block is read once per {@link #TOKEN_BLOCK} tokens, which keeps the FMA
- * units busy rather than the memory bus. The other transposes (training's backward) take a
- * simpler row-by-row path.
+ * 16 FMAs). So in prefill each weight row block is read from memory once per
+ * {@link #TOKEN_BLOCK} tokens, which keeps the FMA units busy rather than the memory bus. In decode
+ * (fewer than {@link #TOKENS} tokens) bf16 rows skip the scratch: 4 rows are converted in registers
+ * and multiplied at once, so every weight byte is streamed from memory exactly once and nothing
+ * else is written. The other transposes (training's backward) take a simpler row-by-row path.
  */
 final class Matmul {
 
@@ -76,6 +78,23 @@ final class Matmul {
         for (int blk = from; blk < to; blk++) {
           int j0 = blk * ROWS;
           int rows = Math.min(ROWS, n - j0);
+          if (m < TOKENS && b.array == null && b.dtype == DType.BF16) {
+            // decode: few tokens, so convert in registers and never touch a scratch row
+            long byteOff = (b.offset + (long) j0 * k) * 2;
+            for (int t = t0; t < t1; t++) {
+              if (rows == ROWS) {
+                bf16Tile1x4(a, aOff + t * k, b.segment, byteOff, k, acc);
+              } else {
+                for (int r = 0; r < rows; r++) {
+                  acc[r] = bf16Dot(a, aOff + t * k, b.segment, byteOff + (long) r * k * 2, k);
+                }
+              }
+              for (int r = 0; r < rows; r++) {
+                store(c, cOff + t * n + j0 + r, acc[r], alpha, beta);
+              }
+            }
+            continue;
+          }
           float[] wRows;
           int wOff;
           if (b.array != null) {
@@ -191,6 +210,56 @@ final class Matmul {
         acc[r] += ax * w[wOff + r * k + x];
       }
     }
+  }
+
+  private static FloatVector bf16(MemorySegment seg, long byteOff) {
+    ShortVector s = ShortVector.fromMemorySegment(S, seg, byteOff, ByteOrder.LITTLE_ENDIAN);
+    return ((IntVector) s.convertShape(VectorOperators.S2I, I, 0))
+        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+  }
+
+  private static float bf16At(MemorySegment seg, long byteOff) {
+    return Float.intBitsToFloat((seg.get(CpuTensor.SHORT_LE, byteOff) & 0xffff) << 16);
+  }
+
+  /** acc[r] = A[0,:] . W[r,:] for 4 bf16 weight rows read straight from {@code seg} (decode). */
+  private static void bf16Tile1x4(float[] a, int aOff, MemorySegment seg, long wOff, int k, float[] acc) {
+    FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+    long rowBytes = 2L * k;
+    int bound = F.loopBound(k);
+    int x = 0;
+    for (; x < bound; x += L) {
+      FloatVector v = FloatVector.fromArray(F, a, aOff + x);
+      long o = wOff + 2L * x;
+      s0 = v.fma(bf16(seg, o), s0);
+      s1 = v.fma(bf16(seg, o + rowBytes), s1);
+      s2 = v.fma(bf16(seg, o + 2 * rowBytes), s2);
+      s3 = v.fma(bf16(seg, o + 3 * rowBytes), s3);
+    }
+    acc[0] = s0.reduceLanes(VectorOperators.ADD);
+    acc[1] = s1.reduceLanes(VectorOperators.ADD);
+    acc[2] = s2.reduceLanes(VectorOperators.ADD);
+    acc[3] = s3.reduceLanes(VectorOperators.ADD);
+    for (; x < k; x++) {
+      float ax = a[aOff + x];
+      for (int r = 0; r < 4; r++) {
+        acc[r] += ax * bf16At(seg, wOff + r * rowBytes + 2L * x);
+      }
+    }
+  }
+
+  private static float bf16Dot(float[] a, int aOff, MemorySegment seg, long wOff, int k) {
+    FloatVector s = FloatVector.zero(F);
+    int bound = F.loopBound(k);
+    int x = 0;
+    for (; x < bound; x += L) {
+      s = FloatVector.fromArray(F, a, aOff + x).fma(bf16(seg, wOff + 2L * x), s);
+    }
+    float r = s.reduceLanes(VectorOperators.ADD);
+    for (; x < k; x++) {
+      r += a[aOff + x] * bf16At(seg, wOff + 2L * x);
+    }
+    return r;
   }
 
   static float dot(float[] a, int aOff, float[] b, int bOff, int k) {
