@@ -18,6 +18,9 @@ import picocli.CommandLine.Option;
       GenerateCommand.class,
       CommandLine.HelpCommand.class,
       InitModelCommand.class,
+      PrepareCommand.class,
+      PullCommand.class,
+      PushCommand.class,
     })
 public final class Main implements Runnable {
 

@@ -1,5 +1,9 @@
 package dev.medtune.data;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -55,6 +59,24 @@ public final class PromptTemplate {
   /** A template from its text; an unknown placeholder is an {@link IllegalArgumentException}. */
   public static PromptTemplate of(String text) {
     return new PromptTemplate(text);
+  }
+
+  /**
+   * A template from a UTF-8 file; a missing file or an unknown placeholder is a
+   * {@link PrepareException} naming the file.
+   */
+  public static PromptTemplate read(Path file) {
+    String text;
+    try {
+      text = Files.readString(file, StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new PrepareException(file + ": cannot read the template: " + e.getMessage(), e);
+    }
+    try {
+      return new PromptTemplate(text);
+    } catch (IllegalArgumentException e) {
+      throw new PrepareException(file + ": " + e.getMessage(), e);
+    }
   }
 
   /** The prompt a model sees for a question: the template up to the answer slot. */

@@ -1,0 +1,166 @@
+package dev.medtune.model.lora;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.medtune.model.Checkpoint;
+import dev.medtune.model.Json;
+import dev.medtune.model.LlamaConfig;
+import dev.medtune.model.ModelFormatException;
+import dev.medtune.model.RandomInit;
+import dev.medtune.model.safetensors.SafetensorsFile;
+import dev.medtune.model.safetensors.SafetensorsWriter;
+import dev.medtune.model.safetensors.TensorInfo;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+/**
+ * A LoRA merged into its base model: every adapted projection becomes
+ * {@code W' = W + scale * B A} (PEFT's {@code merge_and_unload}; Hu et al. 2021, section 4.1),
+ * written in Hugging Face layout with the base model's sharding, tensor names and dtypes; every
+ * other tensor and file is copied unchanged. The sum is formed in float32 and rounded once to the
+ * weight's dtype (PEFT rounds the delta to the weight dtype first, so bf16/f16 results may differ
+ * from PEFT's by one unit in the last place; float32 weights agree).
+ */
+public final class LoraMerge {
+  private LoraMerge() {}
+
+  /**
+   * Merges the PEFT adapter in {@code adapterDir} into the model in {@code modelDir} and writes
+   * the result to {@code outDir} (built in a temporary sibling folder and renamed into place; a
+   * non-empty {@code outDir} is refused without {@code overwrite}).
+   */
+  public static void merge(Path modelDir, Path adapterDir, Path outDir, boolean overwrite, Consumer<String> progress) {
+    RandomInit.checkDestination(outDir, overwrite);
+    Path tmp = outDir.toAbsolutePath().resolveSibling("." + outDir.getFileName() + ".tmp-" + System.nanoTime());
+    try (Checkpoint base = Checkpoint.open(modelDir)) {
+      LlamaConfig model = base.config();
+      LoraAdapter adapter = LoraAdapter.load(adapterDir, model);
+      Files.createDirectories(tmp);
+      List<Path> shards = new ArrayList<>();
+      try (Stream<Path> s = Files.list(modelDir)) {
+        for (Path p : s.sorted().toList()) {
+          if (p.getFileName().toString().endsWith(".safetensors")) {
+            shards.add(p);
+          } else if (Files.isRegularFile(p)) {
+            Files.copy(p, tmp.resolve(p.getFileName()));
+          }
+        }
+      }
+      List<String> used = usedShards(modelDir);
+      for (Path shard : shards) {
+        if (!used.contains(shard.getFileName().toString())) {
+          continue; // a stray file the checkpoint does not reference
+        }
+        progress.accept("merging " + shard.getFileName());
+        try (SafetensorsFile f = SafetensorsFile.open(shard)) {
+          SafetensorsWriter w = new SafetensorsWriter();
+          f.metadata().forEach(w::metadata);
+          for (TensorInfo t : f.tensors().values()) {
+            LoraTarget target = adaptedTarget(t.name(), adapter);
+            if (target == null) {
+              w.add(t.name(), t.dtype(), t.shape(), t.data());
+            } else {
+              int layer = layerOf(t.name());
+              w.add(t.name(), t.dtype(), t.shape(), merged(t, adapter, layer, target, model));
+            }
+          }
+          w.write(tmp.resolve(shard.getFileName()));
+        }
+      }
+      if (Files.exists(outDir)) {
+        Path old = outDir.toAbsolutePath().resolveSibling("." + outDir.getFileName() + ".old-" + System.nanoTime());
+        Files.move(outDir, old);
+        Files.move(tmp, outDir);
+        deleteTree(old);
+      } else {
+        Files.move(tmp, outDir);
+      }
+      tmp = null;
+    } catch (IOException e) {
+      throw new UncheckedIOException(outDir + ": cannot write the merged model: " + e.getMessage(), e);
+    } finally {
+      if (tmp != null) {
+        deleteTree(tmp);
+      }
+    }
+  }
+
+  /** W + scale * B A for one projection, computed chunk by chunk as the writer asks. */
+  private static SafetensorsWriter.FloatSource merged(TensorInfo w, LoraAdapter adapter, int layer, LoraTarget t,
+      LlamaConfig model) {
+    int in = t.inFeatures(model);
+    int out = t.outFeatures(model);
+    if (w.shape().length != 2 || w.shape()[0] != out || w.shape()[1] != in) {
+      throw new ModelFormatException(w.name() + ": shape " + java.util.Arrays.toString(w.shape())
+          + ", expected [" + out + ", " + in + "] from config.json");
+    }
+    int r = adapter.config().r();
+    float scale = (float) adapter.config().scale();
+    float[] a = adapter.a(layer, t);
+    float[] b = adapter.b(layer, t);
+    return (first, dst, n) -> {
+      for (int e = 0; e < n; e++) {
+        long idx = first + e;
+        int o = (int) (idx / in);
+        int j = (int) (idx % in);
+        float sum = 0;
+        for (int k = 0; k < r; k++) {
+          sum += b[o * r + k] * a[k * in + j];
+        }
+        dst[e] = w.getFloat(idx) + scale * sum;
+      }
+    };
+  }
+
+  private static LoraTarget adaptedTarget(String name, LoraAdapter adapter) {
+    if (!name.startsWith("model.layers.") || !name.endsWith(".weight")) {
+      return null;
+    }
+    for (LoraTarget t : adapter.config().targets()) {
+      if (name.endsWith("." + t.modulePath() + ".weight")) {
+        return t;
+      }
+    }
+    return null;
+  }
+
+  private static int layerOf(String name) {
+    String rest = name.substring("model.layers.".length());
+    return Integer.parseInt(rest.substring(0, rest.indexOf('.')));
+  }
+
+  private static List<String> usedShards(Path modelDir) {
+    Path index = modelDir.resolve(Checkpoint.INDEX_FILE);
+    if (!Files.isRegularFile(index)) {
+      return List.of(Checkpoint.SINGLE_FILE);
+    }
+    List<String> out = new ArrayList<>();
+    JsonNode map = Json.read(index).path("weight_map");
+    map.forEach(v -> {
+      if (!out.contains(v.asText())) {
+        out.add(v.asText());
+      }
+    });
+    return out;
+  }
+
+  private static void deleteTree(Path root) {
+    try (Stream<Path> s = Files.walk(root)) {
+      s.sorted(Comparator.reverseOrder()).forEach(p -> {
+        try {
+          Files.deleteIfExists(p);
+        } catch (IOException ignored) {
+          // best effort: the name marks it temporary
+        }
+      });
+    } catch (IOException ignored) {
+      // best effort
+    }
+  }
+}
