@@ -14,6 +14,10 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.regex.Pattern;
 
 /**
@@ -201,38 +205,76 @@ final class FileDownload {
       out.truncate(have);
       out.position(have);
       InputStream in = r.body();
-      byte[] buf = new byte[BUFFER];
+      // double buffering: one buffer fills from the socket while the other is hashed and written
+      // by a second thread, so reading, sha256 and the disk overlap on machines with a spare core
+      byte[][] bufs = {new byte[BUFFER], new byte[BUFFER]};
+      int cur = 0;
       int fill = 0;
       long lastFlush = System.nanoTime();
-      while (true) {
-        int n;
-        try {
-          n = in.read(buf, fill, buf.length - fill);
-        } catch (SocketTimeoutException e) {
-          flush(out, buf, fill, sha, lfs);
-          progress.advance(file, fill);
-          throw new IOException("no data for " + http.config().readTimeout().toMillis() / 1000.0 + " s", e);
-        } catch (IOException e) {
-          flush(out, buf, fill, sha, lfs);
-          progress.advance(file, fill);
-          throw e;
+      ExecutorService writer = Executors.newSingleThreadExecutor(t -> {
+        Thread th = new Thread(t, "hub-write " + file);
+        th.setDaemon(true);
+        return th;
+      });
+      Future<?> pending = null;
+      try {
+        while (true) {
+          byte[] buf = bufs[cur];
+          int n;
+          try {
+            n = in.read(buf, fill, buf.length - fill);
+          } catch (IOException e) {
+            // keep what arrived: the resume starts after it
+            await(pending);
+            flush(out, buf, fill, sha, lfs);
+            progress.advance(file, fill);
+            throw e instanceof SocketTimeoutException
+                ? new IOException("no data for " + http.config().readTimeout().toMillis() / 1000.0 + " s", e) : e;
+          }
+          if (n < 0) {
+            await(pending);
+            flush(out, buf, fill, sha, lfs);
+            progress.advance(file, fill);
+            return have + fill;
+          }
+          fill += n;
+          long now = System.nanoTime();
+          // hand over when the buffer is full, or at least every 100 ms so progress moves on slow links
+          if (fill == buf.length || now - lastFlush > 100_000_000L) {
+            lastFlush = now;
+            await(pending);
+            int len = fill;
+            pending = writer.submit(() -> {
+              flush(out, buf, len, sha, lfs);
+              progress.advance(file, len);
+              return null;
+            });
+            have += fill;
+            cur ^= 1;
+            fill = 0;
+          }
         }
-        if (n < 0) {
-          flush(out, buf, fill, sha, lfs);
-          progress.advance(file, fill);
-          return have + fill;
-        }
-        fill += n;
-        long now = System.nanoTime();
-        // write when the buffer is full, or at least every 100 ms so progress moves on slow links
-        if (fill == buf.length || now - lastFlush > 100_000_000L) {
-          lastFlush = now;
-          flush(out, buf, fill, sha, lfs);
-          have += fill;
-          progress.advance(file, fill);
-          fill = 0;
-        }
+      } finally {
+        writer.shutdownNow();
       }
+    }
+  }
+
+  /** Waits for the previous buffer's write; its failure (a full disk) is this thread's. */
+  private static void await(Future<?> pending) throws IOException {
+    if (pending == null) {
+      return;
+    }
+    try {
+      pending.get();
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof IOException io) {
+        throw io;
+      }
+      throw new IllegalStateException(e.getCause());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new java.io.InterruptedIOException("interrupted");
     }
   }
 
