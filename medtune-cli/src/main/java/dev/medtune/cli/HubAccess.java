@@ -1,6 +1,5 @@
 package dev.medtune.cli;
 
-import dev.medtune.hub.DownloadProgress;
 import dev.medtune.hub.HubClient;
 import dev.medtune.hub.HubConfig;
 import dev.medtune.hub.HubException;
@@ -39,9 +38,5 @@ final class HubAccess {
     } catch (HubException e) {
       throw new MedtuneFailure(e.getMessage(), e);
     }
-  }
-
-  static DownloadProgress none() {
-    return DownloadProgress.NONE;
   }
 }

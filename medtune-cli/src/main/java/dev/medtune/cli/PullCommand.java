@@ -16,14 +16,15 @@ import picocli.CommandLine.Parameters;
     name = "pull",
     mixinStandardHelpOptions = true,
     description = {
-      "Download a model or dataset from the Hugging Face hub into the hub cache (the one Python tools use:"
-          + " $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub) and print its local folder.",
-      "Files already in the cache are not downloaded again; an interrupted download resumes."
+      "Download a model or dataset from the Hugging Face hub into the hub cache that Python tools use"
+          + " too, and print its local folder. Files already in the cache are not downloaded again;"
+          + " an interrupted download resumes.",
+      "Cache: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub"
     },
     footer = {
-      "", "Environment: HF_TOKEN, HF_TOKEN_PATH, HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_HUB_OFFLINE,"
-          + " HF_HUB_DOWNLOAD_TIMEOUT (as huggingface_hub reads them).",
-      "Example: medtune pull unsloth/Llama-3.2-1B --include '*.json' --include '*.safetensors'"
+      "", "Environment (as huggingface_hub reads it): HF_TOKEN, HF_TOKEN_PATH, HF_HOME, HF_HUB_CACHE,"
+          + " HF_ENDPOINT, HF_HUB_OFFLINE, HF_HUB_DOWNLOAD_TIMEOUT.",
+      "", "Example:", "  medtune pull unsloth/Llama-3.2-1B --include '*.json' '*.safetensors'"
     })
 final class PullCommand implements Runnable {
   @Parameters(index = "0", paramLabel = "REPO_ID", description = "The repository, e.g. meta-llama/Llama-3.1-8B.")

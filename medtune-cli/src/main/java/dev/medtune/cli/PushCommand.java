@@ -27,7 +27,7 @@ import picocli.CommandLine.Option;
           + " not sent again.",
       "When the folder has a training.json and no README.md, a model card README.md is written from it first."
     },
-    footer = {"", "Example: medtune push --adapter out/adapter --repo my-org/llama-3.1-8b-medmcqa-lora --private"})
+    footer = {"", "Example:", "  medtune push --adapter out/adapter --repo my-org/medmcqa-lora --private"})
 final class PushCommand implements Runnable {
   static final class What {
     @Option(names = "--adapter", paramLabel = "DIR", required = true, description = "A PEFT adapter folder.")

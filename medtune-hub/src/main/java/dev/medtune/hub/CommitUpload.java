@@ -147,8 +147,8 @@ final class CommitUpload {
           sample = java.util.Arrays.copyOf(buf, Math.min(n, SAMPLE));
           first = false;
         }
-        sha256.update(buf, 0, n);
-        sha1.update(buf, 0, n);
+        FileDownload.digest(sha256, buf, n);
+        FileDownload.digest(sha1, buf, n);
       }
     }
     return new LocalFile(rel, p, size, HexFormat.of().formatHex(sha256.digest()), HexFormat.of().formatHex(sha1.digest()),

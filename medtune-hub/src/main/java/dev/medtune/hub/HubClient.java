@@ -14,7 +14,6 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.regex.Pattern;
 
 /**
@@ -34,19 +33,13 @@ public final class HubClient implements AutoCloseable {
   private final HubConfig config;
   private final HubHttp http;
   private final HubCache cache;
-  private final ScheduledExecutorService watchdog;
   private final FileDownload download;
 
   public HubClient(HubConfig config) {
     this.config = config;
     this.http = new HubHttp(config);
     this.cache = new HubCache(config.cacheDir());
-    this.watchdog = Executors.newSingleThreadScheduledExecutor(r -> {
-      Thread t = new Thread(r, "hub-stall-watchdog");
-      t.setDaemon(true);
-      return t;
-    });
-    this.download = new FileDownload(http, watchdog);
+    this.download = new FileDownload(http);
   }
 
   public HubConfig config() {
@@ -211,8 +204,7 @@ public final class HubClient implements AutoCloseable {
     }
   }
 
+  /** Nothing is held between calls today; kept so callers scope a client (connections may be later). */
   @Override
-  public void close() {
-    watchdog.shutdownNow();
-  }
+  public void close() {}
 }

@@ -146,6 +146,15 @@ class SnapshotTest {
   }
 
   @Test
+  void twoPathsWithTheSameContentShareOneBlobAndOneDownload() throws IOException {
+    hub.commit(RepoType.MODEL, REPO, "main", FakeHub.files("original/model.safetensors", FakeHub.entry(weights, true)));
+    Path snap = pull();
+    assertArrayEquals(weights, Files.readAllBytes(snap.resolve("original/model.safetensors")));
+    assertArrayEquals(weights, Files.readAllBytes(snap.resolve("model.safetensors")));
+    assertEquals(1, countGets(), "the shared blob was downloaded twice: " + hub.log);
+  }
+
+  @Test
   void includeAndExcludeFollowFnmatch() throws IOException {
     Path snap = pull(TOKEN, "main", List.of("*.json"), List.of("tok/*"), DownloadProgress.NONE);
     assertTrue(Files.exists(snap.resolve("config.json")));
@@ -212,6 +221,19 @@ class SnapshotTest {
 
   private int countGets() {
     return (int) hub.log.stream().filter(l -> l.startsWith("GET localhost")).count();
+  }
+
+  @Test
+  void anExpiredStorageUrlIsAskedAgainOnce() throws IOException {
+    hub.fault("model.safetensors", new FakeHub.Status(403));
+    Path snap = pull();
+    assertArrayEquals(weights, Files.readAllBytes(snap.resolve("model.safetensors")));
+    hub.fault("other.safetensors", new FakeHub.Status(403), new FakeHub.Status(403));
+    hub.commit(RepoType.MODEL, REPO, "main", FakeHub.files("other.safetensors", FakeHub.entry(weights, true)));
+    Files.delete(cache.resolve("models--medtune-test--tiny-llama/blobs").resolve(FakeHub.sha256(weights)));
+    HubException e = assertThrows(HubException.class, () -> pull(TOKEN, "main", List.of("other*"), List.of(),
+        DownloadProgress.NONE));
+    assertTrue(e.getMessage().contains("403"), e.getMessage());
   }
 
   @Test
@@ -342,6 +364,27 @@ class SnapshotTest {
       }));
     }
     assertTrue(notes.getFirst().contains("using the cached snapshot"), notes.toString());
+  }
+
+  @Test
+  void anUnreachableHubWithNothingCachedSaysSo() {
+    hub.close();
+    HubException e = assertThrows(HubException.class, this::pull);
+    assertEquals(HubException.Kind.NETWORK, e.kind());
+    assertTrue(e.getMessage().startsWith("cannot reach " + hub.endpoint()) && e.getMessage().contains("after 3 tries"),
+        e.getMessage());
+  }
+
+  @Test
+  void resolveKeepsLocalPathsAndPullsHubIds() throws IOException {
+    Path local = Files.createDirectories(tmp.resolve("medtune-test"));
+    try (HubClient c = new HubClient(config(TOKEN))) {
+      assertEquals(local, c.resolve(local.toString(), RepoType.MODEL, DownloadProgress.NONE));
+      Path snap = c.resolve(REPO, RepoType.MODEL, DownloadProgress.NONE);
+      assertArrayEquals(config, Files.readAllBytes(snap.resolve("config.json")));
+    }
+    assertTrue(HubClient.isRepoId("gpt2") && HubClient.isRepoId("meta-llama/Llama-3.1-8B"));
+    assertFalse(HubClient.isRepoId("./model") || HubClient.isRepoId("/abs/path") || HubClient.isRepoId("a/b/c"));
   }
 
   @Test
