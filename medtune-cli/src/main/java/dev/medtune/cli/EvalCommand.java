@@ -60,7 +60,8 @@ final class EvalCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
   @Option(names = "--model", required = true, paramLabel = "DIR",
-      description = "Model folder in Hugging Face layout (config.json, safetensors, tokenizer.json).")
+      description = "Model folder in Hugging Face layout (config.json, safetensors, tokenizer.json),"
+          + " or a hub model id (org/name), downloaded into the hub cache.")
   Path model;
 
   @Option(names = "--data", required = true, paramLabel = "FILE",
@@ -131,6 +132,8 @@ final class EvalCommand implements Callable<Integer> {
     PromptTemplate template = template();
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
+    model = HubAccess.model(model, err);
+    compare = HubAccess.model(compare, err);
     Map<String, String> provenance = new LinkedHashMap<>();
     provenance.put("version", BuildInfo.version());
     provenance.put("commit", BuildInfo.commit());

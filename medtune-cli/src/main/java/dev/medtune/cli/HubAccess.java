@@ -39,4 +39,17 @@ final class HubAccess {
       throw new MedtuneFailure(e.getMessage(), e);
     }
   }
+
+  /**
+   * The model folder a {@code --model} (or {@code --compare}) argument names: the local path
+   * as it is, or the hub model's snapshot. Every command resolves its model through here.
+   */
+  static Path model(Path arg, PrintWriter err) {
+    return arg == null ? null : resolve(arg.toString(), RepoType.MODEL, null, err);
+  }
+
+  /** The data a {@code --input} argument names: the local path, or the hub dataset's snapshot. */
+  static Path dataset(Path arg, PrintWriter err) {
+    return arg == null ? null : resolve(arg.toString(), RepoType.DATASET, null, err);
+  }
 }

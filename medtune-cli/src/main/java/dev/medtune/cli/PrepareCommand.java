@@ -29,7 +29,8 @@ final class PrepareCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
   @Option(names = "--input", required = true, paramLabel = "PATH",
-      description = "A data file, or a folder of them (the hub's data/train-*.parquet layout).")
+      description = "A data file, or a folder of them (the hub's data/train-*.parquet layout),"
+          + " or a hub dataset id (org/name), downloaded into the hub cache.")
   Path input;
 
   @Option(names = "--output", required = true, paramLabel = "DIR",
@@ -90,6 +91,7 @@ final class PrepareCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
+    input = HubAccess.dataset(input, spec.commandLine().getErr());
     PrepareOptions options;
     try {
       options = new PrepareOptions(input, output, overwrite, strict, split,

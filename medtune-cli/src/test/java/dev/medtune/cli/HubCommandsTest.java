@@ -169,6 +169,41 @@ class HubCommandsTest {
     assertTrue(r.err().contains("no adapter_config.json"), r.err());
   }
 
+
+  @Test
+  void hubIdsWorkAsModelAndInput() throws Exception {
+    // a real tiny model and the real MedMCQA sample, served by the local hub
+    Path tiny = tmp.resolve("tiny");
+    assertEquals(0, run("init-model", "--preset", "tiny", "--output", tiny.toString()).code());
+    Map<String, FakeHub.Entry> model = new java.util.LinkedHashMap<>();
+    try (Stream<Path> files = Files.list(tiny)) {
+      for (Path f : files.sorted().toList()) {
+        model.put(f.getFileName().toString(), FakeHub.entry(Files.readAllBytes(f), f.toString().endsWith(".safetensors")));
+      }
+    }
+    hub.commit(RepoType.MODEL, "medtune-test/tiny-model", "main", model);
+    byte[] csv = Files.readAllBytes(Path.of("../medtune-data/src/test/resources/medmcqa/train-sample.csv"));
+    hub.commit(RepoType.DATASET, "medtune-test/medmcqa", "main", FakeHub.files(
+        "data/train-00000-of-00001.csv", FakeHub.entry(csv, true)));
+    env.put("HF_TOKEN", TOKEN);
+
+    Run prep = run("prepare", "--input", "medtune-test/medmcqa", "--output", tmp.resolve("prepared").toString());
+    assertEquals(0, prep.code(), prep.err());
+    assertEquals(39, Files.readAllLines(tmp.resolve("prepared/train.jsonl")).size());
+    assertTrue(Files.isDirectory(tmp.resolve("cache/datasets--medtune-test--medmcqa/snapshots")));
+
+    Path questions = Path.of(HubCommandsTest.class.getResource("/eval/dev-choices-20.jsonl").toURI());
+    Run eval = run("eval", "--model", "medtune-test/tiny-model", "--data", questions.toString(), "--limit", "2",
+        "--device", "cpu");
+    assertEquals(0, eval.code(), eval.err());
+    assertTrue(eval.out().contains("2"), eval.out());
+    assertTrue(Files.isDirectory(tmp.resolve("cache/models--medtune-test--tiny-model/snapshots")));
+
+    Run missing = run("eval", "--model", "medtune-test/none", "--data", questions.toString());
+    assertEquals(1, missing.code());
+    assertTrue(missing.err().startsWith("medtune: model medtune-test/none not found"), missing.err());
+  }
+
   @Test
   void progressBarsForLogsPrintSnapshotsAndTheTotal() {
     StringWriter s = new StringWriter();
