@@ -16,6 +16,7 @@ import picocli.CommandLine.Option;
     subcommands = {
       // one line per command; keep alphabetical
       CommandLine.HelpCommand.class,
+      InitModelCommand.class,
     })
 public final class Main implements Runnable {
 
