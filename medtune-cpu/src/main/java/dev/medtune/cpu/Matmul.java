@@ -257,68 +257,75 @@ final class Matmul {
 
   // ---------------------------------------------------------------- the other transposes
 
+  /** Rows of {@code B} per panel of {@link #inputGradient}: 256 x 2 vectors stay in L1/L2. */
+  static final int PANEL_ROWS = 256;
+
   /**
    * {@code C = alpha A B + beta C} with {@code B [k,n]} not transposed: the backward of a linear
    * layer, {@code dx = dy W} with the weight as stored. Each thread takes strips of
-   * {@code 2 x L} columns of {@code B}, converts the strip to float32 once into a panel
-   * {@code [k, 2L]}, then runs a 4 x 2-vector register tile down the tokens (8 FMAs per 2 panel
-   * loads and 4 broadcasts).
+   * {@code 2 x L} columns of {@code B}; for each block of {@link #PANEL_ROWS} rows it converts
+   * that part of the strip to float32 once into a small panel, then runs a 4 x 2-vector register
+   * tile down all the tokens (8 FMAs per 2 panel loads and 4 broadcasts), adding into {@code C}.
    */
   private void inputGradient(float[] c, int cOff, float[] a, int aOff, CpuTensor b,
       int m, int n, int k, float alpha, float beta) {
     int w = 2 * L;
     int strips = (n + w - 1) / w;
     parallel.forRange(strips, Math.max(1, strips / (parallel.threads * 8)), (from, to) -> {
-      float[] panel = scratchFor(k * w);
+      float[] panel = scratchFor(PANEL_ROWS * w);
       float[] acc = new float[4 * w];
       for (int s = from; s < to; s++) {
         int j0 = s * w;
         int cols = Math.min(w, n - j0);
-        for (int x = 0; x < k; x++) {
-          toFloat(b, (long) x * n + j0, cols, panel, x * w);
-          for (int j = cols; j < w; j++) {
-            panel[x * w + j] = 0f;
-          }
-        }
-        int t = 0;
-        for (; t + 4 <= m; t += 4) {
-          FloatVector s00 = FloatVector.zero(F), s01 = s00, s10 = s00, s11 = s00;
-          FloatVector s20 = s00, s21 = s00, s30 = s00, s31 = s00;
-          int a0 = aOff + t * k, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
-          for (int x = 0; x < k; x++) {
-            FloatVector b0 = FloatVector.fromArray(F, panel, x * w);
-            FloatVector b1 = FloatVector.fromArray(F, panel, x * w + L);
-            FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
-            s00 = v.fma(b0, s00); s01 = v.fma(b1, s01);
-            v = FloatVector.broadcast(F, a[a1 + x]);
-            s10 = v.fma(b0, s10); s11 = v.fma(b1, s11);
-            v = FloatVector.broadcast(F, a[a2 + x]);
-            s20 = v.fma(b0, s20); s21 = v.fma(b1, s21);
-            v = FloatVector.broadcast(F, a[a3 + x]);
-            s30 = v.fma(b0, s30); s31 = v.fma(b1, s31);
-          }
-          s00.intoArray(acc, 0); s01.intoArray(acc, L);
-          s10.intoArray(acc, w); s11.intoArray(acc, w + L);
-          s20.intoArray(acc, 2 * w); s21.intoArray(acc, 2 * w + L);
-          s30.intoArray(acc, 3 * w); s31.intoArray(acc, 3 * w + L);
-          for (int i = 0; i < 4; i++) {
-            for (int j = 0; j < cols; j++) {
-              store(c, cOff + (t + i) * n + j0 + j, acc[i * w + j], alpha, beta);
+        for (int x0 = 0; x0 < k; x0 += PANEL_ROWS) {
+          int xs = Math.min(PANEL_ROWS, k - x0);
+          float bt = x0 == 0 ? beta : 1f;
+          for (int x = 0; x < xs; x++) {
+            toFloat(b, (long) (x0 + x) * n + j0, cols, panel, x * w);
+            for (int j = cols; j < w; j++) {
+              panel[x * w + j] = 0f;
             }
           }
-        }
-        for (; t < m; t++) {
-          FloatVector s0 = FloatVector.zero(F), s1 = s0;
-          int a0 = aOff + t * k;
-          for (int x = 0; x < k; x++) {
-            FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
-            s0 = v.fma(FloatVector.fromArray(F, panel, x * w), s0);
-            s1 = v.fma(FloatVector.fromArray(F, panel, x * w + L), s1);
+          int t = 0;
+          for (; t + 4 <= m; t += 4) {
+            FloatVector s00 = FloatVector.zero(F), s01 = s00, s10 = s00, s11 = s00;
+            FloatVector s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            int a0 = aOff + t * k + x0, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
+            for (int x = 0; x < xs; x++) {
+              FloatVector b0 = FloatVector.fromArray(F, panel, x * w);
+              FloatVector b1 = FloatVector.fromArray(F, panel, x * w + L);
+              FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
+              s00 = v.fma(b0, s00); s01 = v.fma(b1, s01);
+              v = FloatVector.broadcast(F, a[a1 + x]);
+              s10 = v.fma(b0, s10); s11 = v.fma(b1, s11);
+              v = FloatVector.broadcast(F, a[a2 + x]);
+              s20 = v.fma(b0, s20); s21 = v.fma(b1, s21);
+              v = FloatVector.broadcast(F, a[a3 + x]);
+              s30 = v.fma(b0, s30); s31 = v.fma(b1, s31);
+            }
+            s00.intoArray(acc, 0); s01.intoArray(acc, L);
+            s10.intoArray(acc, w); s11.intoArray(acc, w + L);
+            s20.intoArray(acc, 2 * w); s21.intoArray(acc, 2 * w + L);
+            s30.intoArray(acc, 3 * w); s31.intoArray(acc, 3 * w + L);
+            for (int i = 0; i < 4; i++) {
+              for (int j = 0; j < cols; j++) {
+                store(c, cOff + (t + i) * n + j0 + j, acc[i * w + j], alpha, bt);
+              }
+            }
           }
-          s0.intoArray(acc, 0);
-          s1.intoArray(acc, L);
-          for (int j = 0; j < cols; j++) {
-            store(c, cOff + t * n + j0 + j, acc[j], alpha, beta);
+          for (; t < m; t++) {
+            FloatVector s0 = FloatVector.zero(F), s1 = s0;
+            int a0 = aOff + t * k + x0;
+            for (int x = 0; x < xs; x++) {
+              FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
+              s0 = v.fma(FloatVector.fromArray(F, panel, x * w), s0);
+              s1 = v.fma(FloatVector.fromArray(F, panel, x * w + L), s1);
+            }
+            s0.intoArray(acc, 0);
+            s1.intoArray(acc, L);
+            for (int j = 0; j < cols; j++) {
+              store(c, cOff + t * n + j0 + j, acc[j], alpha, bt);
+            }
           }
         }
       }
