@@ -15,6 +15,7 @@ import picocli.CommandLine.Option;
     description = "Fine-tune Llama 3.x with LoRA on medical multiple-choice questions, in Java.",
     subcommands = {
       // one line per command; keep alphabetical
+      GenerateCommand.class,
       CommandLine.HelpCommand.class,
       InitModelCommand.class,
     })

@@ -1,5 +1,11 @@
 package dev.medtune.model.train;
 
+import dev.medtune.model.ModelFormatException;
+import dev.medtune.model.safetensors.DType;
+import dev.medtune.model.safetensors.SafetensorsFile;
+import dev.medtune.model.safetensors.SafetensorsWriter;
+import dev.medtune.model.safetensors.TensorInfo;
+import java.nio.file.Path;
 import java.util.List;
 
 /**
@@ -130,5 +136,59 @@ public final class AdamW {
       throw new IllegalArgumentException("step count must be >= 0, found " + stepCount);
     }
     this.step = stepCount;
+  }
+
+  /**
+   * Writes the state as safetensors: {@code NAME.exp_avg} and {@code NAME.exp_avg_sq} (float32,
+   * 1-D) per tensor, the step count and hyperparameters in the metadata.
+   */
+  public void save(Path file, List<String> names) {
+    checkNames(names);
+    SafetensorsWriter w = new SafetensorsWriter()
+        .metadata("format", "medtune-adamw-1")
+        .metadata("step", Long.toString(step))
+        .metadata("betas", h.beta1() + "," + h.beta2())
+        .metadata("eps", Double.toString(h.eps()))
+        .metadata("weight_decay", Double.toString(h.weightDecay()));
+    for (int i = 0; i < expAvg.length; i++) {
+      w.add(names.get(i) + ".exp_avg", DType.F32, new long[] {expAvg[i].length}, expAvg[i]);
+      w.add(names.get(i) + ".exp_avg_sq", DType.F32, new long[] {expAvgSq[i].length}, expAvgSq[i]);
+    }
+    w.write(file);
+  }
+
+  /** Restores state {@link #save}d for the same tensors; a missing or mis-sized tensor is named. */
+  public void load(Path file, List<String> names) {
+    checkNames(names);
+    try (SafetensorsFile f = SafetensorsFile.open(file)) {
+      String s = f.metadata().get("step");
+      if (s == null) {
+        throw new ModelFormatException(file + ": no step count in the metadata (not an AdamW state file)");
+      }
+      for (int i = 0; i < expAvg.length; i++) {
+        copy(f, names.get(i) + ".exp_avg", expAvg[i]);
+        copy(f, names.get(i) + ".exp_avg_sq", expAvgSq[i]);
+      }
+      if (f.tensors().size() != 2 * expAvg.length) {
+        throw new ModelFormatException(file + ": holds " + f.tensors().size() + " tensors, expected "
+            + 2 * expAvg.length + " (state of another adapter)");
+      }
+      restoreStepCount(Long.parseLong(s));
+    }
+  }
+
+  private static void copy(SafetensorsFile f, String name, float[] dst) {
+    TensorInfo t = f.tensor(name);
+    if (t.dtype() != DType.F32 || t.elementCount() != dst.length) {
+      throw new ModelFormatException(f.path() + ": tensor " + name + " is " + t.dtype() + " "
+          + java.util.Arrays.toString(t.shape()) + ", expected F32 [" + dst.length + "]");
+    }
+    t.getFloats(0, dst);
+  }
+
+  private void checkNames(List<String> names) {
+    if (names.size() != expAvg.length) {
+      throw new IllegalArgumentException(names.size() + " names for " + expAvg.length + " tensors");
+    }
   }
 }
