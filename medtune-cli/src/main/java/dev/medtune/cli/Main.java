@@ -17,6 +17,7 @@ import picocli.CommandLine.Option;
       // one line per command; keep alphabetical
       GenerateCommand.class,
       CommandLine.HelpCommand.class,
+      TrainCommand.class,
       InitModelCommand.class,
     })
 public final class Main implements Runnable {
