@@ -448,14 +448,8 @@ final class CpuBackend implements Backend {
     int uOff = (int) ((CpuTensor) up).offset;
     int n = rows * dim;
     parallel.forRange(n, ELEMENTWISE_GRAIN, (from, to) -> {
-      int i = from;
-      int bound = from + F.loopBound(to - from);
-      for (; i < bound; i += L) {
-        FloatVector x = FloatVector.fromArray(F, g, gOff + i);
-        FloatVector silu = x.div(x.neg().lanewise(VectorOperators.EXP).add(1f));
-        silu.mul(FloatVector.fromArray(F, u, uOff + i)).intoArray(o, oOff + i);
-      }
-      for (; i < to; i++) {
+      // scalar Math.exp: the Vector API's lanewise EXP differs between JIT tiers (see Matmul.sum)
+      for (int i = from; i < to; i++) {
         float x = g[gOff + i];
         o[oOff + i] = x / (1f + (float) Math.exp(-x)) * u[uOff + i];
       }
@@ -477,18 +471,7 @@ final class CpuBackend implements Backend {
     int uOff = (int) ((CpuTensor) up).offset;
     int n = rows * dim;
     parallel.forRange(n, ELEMENTWISE_GRAIN, (from, to) -> {
-      int i = from;
-      int bound = from + F.loopBound(to - from);
-      for (; i < bound; i += L) {
-        FloatVector x = FloatVector.fromArray(F, g, gOff + i);
-        FloatVector dy = FloatVector.fromArray(F, d, dOff + i);
-        FloatVector s = FloatVector.broadcast(F, 1f).div(x.neg().lanewise(VectorOperators.EXP).add(1f));
-        FloatVector silu = x.mul(s);
-        dy.mul(silu).intoArray(du, duOff + i);
-        FloatVector ds = s.mul(x.mul(s.neg().add(1f)).add(1f));
-        dy.mul(FloatVector.fromArray(F, u, uOff + i)).mul(ds).intoArray(dg, dgOff + i);
-      }
-      for (; i < to; i++) {
+      for (int i = from; i < to; i++) { // scalar Math.exp, as in the forward
         float x = g[gOff + i];
         float s = 1f / (1f + (float) Math.exp(-x));
         float dy = d[dOff + i];

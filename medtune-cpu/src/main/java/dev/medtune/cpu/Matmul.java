@@ -7,6 +7,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -153,14 +154,14 @@ final class Matmul {
       v = FloatVector.fromArray(F, a, a3 + x);
       s30 = v.fma(b0, s30); s31 = v.fma(b1, s31); s32 = v.fma(b2, s32); s33 = v.fma(b3, s33);
     }
-    acc[0] = s00.reduceLanes(VectorOperators.ADD); acc[1] = s01.reduceLanes(VectorOperators.ADD);
-    acc[2] = s02.reduceLanes(VectorOperators.ADD); acc[3] = s03.reduceLanes(VectorOperators.ADD);
-    acc[4] = s10.reduceLanes(VectorOperators.ADD); acc[5] = s11.reduceLanes(VectorOperators.ADD);
-    acc[6] = s12.reduceLanes(VectorOperators.ADD); acc[7] = s13.reduceLanes(VectorOperators.ADD);
-    acc[8] = s20.reduceLanes(VectorOperators.ADD); acc[9] = s21.reduceLanes(VectorOperators.ADD);
-    acc[10] = s22.reduceLanes(VectorOperators.ADD); acc[11] = s23.reduceLanes(VectorOperators.ADD);
-    acc[12] = s30.reduceLanes(VectorOperators.ADD); acc[13] = s31.reduceLanes(VectorOperators.ADD);
-    acc[14] = s32.reduceLanes(VectorOperators.ADD); acc[15] = s33.reduceLanes(VectorOperators.ADD);
+    acc[0] = sum(s00); acc[1] = sum(s01);
+    acc[2] = sum(s02); acc[3] = sum(s03);
+    acc[4] = sum(s10); acc[5] = sum(s11);
+    acc[6] = sum(s12); acc[7] = sum(s13);
+    acc[8] = sum(s20); acc[9] = sum(s21);
+    acc[10] = sum(s22); acc[11] = sum(s23);
+    acc[12] = sum(s30); acc[13] = sum(s31);
+    acc[14] = sum(s32); acc[15] = sum(s33);
     for (; x < k; x++) {
       for (int i = 0; i < 4; i++) {
         float ai = a[aOff + i * k + x];
@@ -183,16 +184,43 @@ final class Matmul {
       s2 = v.fma(FloatVector.fromArray(F, w, wOff + 2 * k + x), s2);
       s3 = v.fma(FloatVector.fromArray(F, w, wOff + 3 * k + x), s3);
     }
-    acc[0] = s0.reduceLanes(VectorOperators.ADD);
-    acc[1] = s1.reduceLanes(VectorOperators.ADD);
-    acc[2] = s2.reduceLanes(VectorOperators.ADD);
-    acc[3] = s3.reduceLanes(VectorOperators.ADD);
+    acc[0] = sum(s0);
+    acc[1] = sum(s1);
+    acc[2] = sum(s2);
+    acc[3] = sum(s3);
     for (; x < k; x++) {
       float ax = a[aOff + x];
       for (int r = 0; r < 4; r++) {
         acc[r] += ax * w[wOff + r * k + x];
       }
     }
+  }
+
+  /** Shuffles that pair lane i with lane i + d (mod L), for d = L/2, L/4, ..., 1. */
+  @SuppressWarnings("unchecked")
+  private static final VectorShuffle<Float>[] FOLDS = folds();
+
+  @SuppressWarnings("unchecked")
+  private static VectorShuffle<Float>[] folds() {
+    int steps = Integer.numberOfTrailingZeros(L);
+    VectorShuffle<Float>[] f = new VectorShuffle[steps];
+    for (int s = 0, d = L / 2; d >= 1; s++, d /= 2) {
+      int dd = d;
+      f[s] = VectorShuffle.fromOp(F, i -> (i + dd) % L);
+    }
+    return f;
+  }
+
+  /**
+   * The sum of the lanes in one fixed tree order. {@code reduceLanes(ADD)} may add in any order,
+   * and does: the interpreter adds lane by lane, C2 in a tree, so a result would depend on how
+   * warm the JIT is. Training must repeat bit for bit (resume), so every reduction goes here.
+   */
+  static float sum(FloatVector v) {
+    for (VectorShuffle<Float> f : FOLDS) {
+      v = v.add(v.rearrange(f));
+    }
+    return v.lane(0);
   }
 
   static float dot(float[] a, int aOff, float[] b, int bOff, int k) {
@@ -202,7 +230,7 @@ final class Matmul {
     for (; x < bound; x += L) {
       s = FloatVector.fromArray(F, a, aOff + x).fma(FloatVector.fromArray(F, b, bOff + x), s);
     }
-    float r = s.reduceLanes(VectorOperators.ADD);
+    float r = sum(s);
     for (; x < k; x++) {
       r += a[aOff + x] * b[bOff + x];
     }
