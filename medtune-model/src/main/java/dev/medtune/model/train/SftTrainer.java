@@ -128,20 +128,12 @@ public final class SftTrainer {
         }
         long t0 = System.nanoTime();
         StepBatch sb = batcher.step(pos);
-        model.zeroGradients();
-        float gradScale = (float) (1.0 / sb.countedTokens());
-        double lossSum = 0;
-        for (int i = 0; i < sb.microBatches().size(); i++) {
-          lossSum += model.forwardBackward(sb.microBatches().get(i), gradScale, dropoutSeed(step, i));
-        }
-        double loss = lossSum / sb.countedTokens();
-        double norm = model.gradientNorm();
-        double coef = Math.min(1.0, config.maxGradNorm() / (norm + 1e-6));
-        if (coef < 1.0) {
-          model.scaleGradients((float) coef); // as torch.nn.utils.clip_grad_norm_
-        }
         double lr = schedule.lr((int) step); // the (n+1)-th update uses lr(n), as LambdaLR
-        adamwStep(model, step + 1, lr);
+        long taken = step;
+        StepResult sr = optimizerStep(model, sb.microBatches(), sb.countedTokens(), taken + 1, lr,
+            config.maxGradNorm(), config.adamW(), i -> dropoutSeed(taken, i));
+        double loss = sr.loss();
+        double norm = sr.gradNorm();
         step++;
         pos = sb.next();
         long stepTokens = sb.realTokens();
@@ -175,8 +167,33 @@ public final class SftTrainer {
     return SplitMix64.forStream(config.seed(), 0xD0 + step * 1024 + microBatch).nextLong();
   }
 
-  private void adamwStep(LoraLlama model, long t, double lr) {
-    AdamW.Hyperparameters h = config.adamW();
+  /** What one optimizer step measured: the mean loss over its counted tokens, the norm before clipping. */
+  public record StepResult(double loss, double gradNorm) {}
+
+  /**
+   * One optimizer step, the same for training and the PEFT parity test: zero the gradients, run
+   * every micro-batch forward and backward with the loss scaled by 1 / {@code countedTokens},
+   * clip by global norm as {@code torch.nn.utils.clip_grad_norm_}, then AdamW update number
+   * {@code t} (1-based) at rate {@code lr}.
+   */
+  public static StepResult optimizerStep(LoraLlama model, List<MicroBatch> microBatches, long countedTokens,
+      long t, double lr, double maxGradNorm, AdamW.Hyperparameters h, java.util.function.IntToLongFunction dropoutSeeds) {
+    model.zeroGradients();
+    float gradScale = (float) (1.0 / countedTokens);
+    double lossSum = 0;
+    for (int i = 0; i < microBatches.size(); i++) {
+      lossSum += model.forwardBackward(microBatches.get(i), gradScale, dropoutSeeds.applyAsLong(i));
+    }
+    double norm = model.gradientNorm();
+    double coef = Math.min(1.0, maxGradNorm / (norm + 1e-6));
+    if (coef < 1.0) {
+      model.scaleGradients((float) coef);
+    }
+    adamwStep(model, h, t, lr);
+    return new StepResult(lossSum / countedTokens, norm);
+  }
+
+  private static void adamwStep(LoraLlama model, AdamW.Hyperparameters h, long t, double lr) {
     // the scalars exactly as AdamW.step makes them (torch's single-tensor AdamW)
     double biasCorrection1 = 1 - Math.pow(h.beta1(), t);
     double biasCorrection2 = 1 - Math.pow(h.beta2(), t);
