@@ -99,8 +99,8 @@ final class GenerateCommand implements Callable<Integer> {
       throw new UsageException(e.getMessage());
     }
     List<String> prompts = prompts();
-    PrintStream out = new PrintStream(new java.io.FileOutputStream(java.io.FileDescriptor.out), true,
-        StandardCharsets.UTF_8);
+    // UTF-8 whatever the platform charset; bytes pass through to System.out's stream
+    PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
     try (Checkpoint checkpoint = Checkpoint.open(model);
         LlamaTokenizer tokenizer = LlamaTokenizer.load(model);
         Backend backend = openBackend()) {

@@ -49,7 +49,7 @@ public final class Sampler {
   private final int vocab;
   // planned once per sampler: no allocation per token
   private final float[] scores;
-  private final Integer[] order;
+  private final long[] keys;
   private final boolean[] seen;
 
   public Sampler(Params params, int vocab) {
@@ -57,7 +57,7 @@ public final class Sampler {
     this.random = new Random(params.seed());
     this.vocab = vocab;
     this.scores = new float[vocab];
-    this.order = new Integer[vocab];
+    this.keys = new long[vocab];
     this.seen = new boolean[vocab];
   }
 
@@ -82,24 +82,42 @@ public final class Sampler {
       return argmax(scores);
     }
     float invT = (float) (1 / params.temperature());
+    float max = Float.NEGATIVE_INFINITY;
     for (int i = 0; i < vocab; i++) {
       scores[i] *= invT;
+      max = Math.max(max, scores[i]);
     }
-    // sort token ids by score, highest first (stable: lower id first among equals)
+    if (params.topK() == 0 && params.topP() == 1) {
+      double sum = 0;
+      for (int i = 0; i < vocab; i++) {
+        sum += Math.exp(scores[i] - max);
+      }
+      double r = random.nextDouble() * sum;
+      for (int i = 0; i < vocab; i++) {
+        r -= Math.exp(scores[i] - max);
+        if (r < 0) {
+          return i;
+        }
+      }
+      return argmax(scores);
+    }
+    // order by score, highest first, lower id first among equals: one primitive sort of
+    // (sortable score bits, inverted id) keys
     for (int i = 0; i < vocab; i++) {
-      order[i] = i;
+      int bits = Float.floatToIntBits(scores[i]);
+      int sortable = bits >= 0 ? bits : bits ^ 0x7fffffff;
+      keys[i] = ((long) sortable << 32) | (0xffffffffL - i);
     }
-    Arrays.sort(order, (a, b) -> Float.compare(scores[b], scores[a]));
+    Arrays.sort(keys);
     int keep = params.topK() > 0 ? Math.min(params.topK(), vocab) : vocab;
-    double max = scores[order[0]];
     double sum = 0;
     for (int i = 0; i < keep; i++) {
-      sum += Math.exp(scores[order[i]] - max);
+      sum += Math.exp(scores[idAt(i)] - max);
     }
     if (params.topP() < 1) {
       double cumulative = 0;
       for (int i = 0; i < keep; i++) {
-        cumulative += Math.exp(scores[order[i]] - max) / sum;
+        cumulative += Math.exp(scores[idAt(i)] - max) / sum;
         if (cumulative >= params.topP()) {
           keep = i + 1;
           break;
@@ -107,17 +125,22 @@ public final class Sampler {
       }
       sum = 0;
       for (int i = 0; i < keep; i++) {
-        sum += Math.exp(scores[order[i]] - max);
+        sum += Math.exp(scores[idAt(i)] - max);
       }
     }
     double r = random.nextDouble() * sum;
     for (int i = 0; i < keep; i++) {
-      r -= Math.exp(scores[order[i]] - max);
+      r -= Math.exp(scores[idAt(i)] - max);
       if (r < 0) {
-        return order[i];
+        return idAt(i);
       }
     }
-    return order[keep - 1];
+    return idAt(keep - 1);
+  }
+
+  /** The id of the {@code rank}-th most likely token after the sort. */
+  private int idAt(int rank) {
+    return (int) (0xffffffffL - (keys[vocab - 1 - rank] & 0xffffffffL));
   }
 
   static int argmax(float[] scores) {
