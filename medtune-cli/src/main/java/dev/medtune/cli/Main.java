@@ -17,8 +17,9 @@ import picocli.CommandLine.Option;
       // one line per command; keep alphabetical
       GenerateCommand.class,
       CommandLine.HelpCommand.class,
-      TrainCommand.class,
       InitModelCommand.class,
+      MergeCommand.class,
+      TrainCommand.class,
     })
 public final class Main implements Runnable {
 
