@@ -20,6 +20,7 @@ import picocli.CommandLine.Option;
       InitModelCommand.class,
       MergeCommand.class,
       TrainCommand.class,
+      PrepareCommand.class,
     })
 public final class Main implements Runnable {
 
