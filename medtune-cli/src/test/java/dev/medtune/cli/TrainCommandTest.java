@@ -209,4 +209,33 @@ class TrainCommandTest {
     assertEquals(1, f.exit());
     assertTrue(Files.isRegularFile(foreign.resolve("keep.txt")));
   }
+
+  @Test
+  void sigtermFinishesTheStepSavesAndResumeCompletesTheRun() throws Exception {
+    Path out = tmp.resolve("sigterm");
+    List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector", "-cp",
+        System.getProperty("java.class.path"), "dev.medtune.cli.Main"));
+    cmd.addAll(List.of(train(out, "--max-steps", "150")));
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("sigterm.log").toFile()).start();
+    Path metrics = out.resolve("metrics.jsonl");
+    long deadline = System.nanoTime() + 120_000_000_000L;
+    while (System.nanoTime() < deadline && p.isAlive()
+        && (!Files.isRegularFile(metrics) || Files.readAllLines(metrics).size() < 2)) {
+      Thread.sleep(100);
+    }
+    assertTrue(p.isAlive(), Files.readString(tmp.resolve("sigterm.log")));
+    p.destroy(); // SIGTERM
+    assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS));
+    String log = Files.readString(tmp.resolve("sigterm.log"));
+    assertEquals(0, p.exitValue(), log);
+    assertTrue(log.contains("TERM received") && log.contains("continue with --resume"), log);
+    int done = Files.readAllLines(metrics).size();
+    assertTrue(done >= 2 && done < 150, log);
+    assertTrue(Files.isDirectory(out.resolve("checkpoint-" + done)), log);
+    Run r = GenerateCommandTest.run(train(out, "--max-steps", "150", "--resume"));
+    assertEquals(0, r.exit(), r.err());
+    assertTrue(r.err().contains("resuming at step " + done + " of 150"), r.err());
+    assertEquals(150, Files.readAllLines(metrics).stream().filter(l -> l.contains("\"loss\"")).count());
+  }
 }

@@ -144,7 +144,8 @@ public final class SftTrainer {
         lastLoss = loss;
         metrics.logStep(step, loss, lr, norm, stepTokens, stepTokens / seconds);
         listener.step(step, total, loss, lr, norm, tokens / elapsed, elapsed / stepsThisRun * (total - step));
-        if (config.evalEvery() > 0 && !evalBatches.isEmpty() && (step % config.evalEvery() == 0 || step == total)) {
+        // every --eval-every steps, and after the last step (the only time with --eval-every 0)
+        if (!evalBatches.isEmpty() && ((config.evalEvery() > 0 && step % config.evalEvery() == 0) || step == total)) {
           lastEval = evalLoss(model, evalBatches);
           metrics.logEval(step, lastEval);
           listener.eval(step, lastEval);
