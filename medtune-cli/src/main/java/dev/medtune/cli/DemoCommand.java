@@ -17,6 +17,7 @@ import dev.medtune.model.train.AdamW;
 import dev.medtune.model.train.LearningRateSchedule;
 import dev.medtune.model.train.LossOn;
 import dev.medtune.model.train.SftConfig;
+import dev.medtune.model.train.StopRequest;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -27,7 +28,6 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
-import java.util.concurrent.atomic.AtomicBoolean;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -123,9 +123,8 @@ final class DemoCommand implements Callable<Integer> {
         LossOn.COMPLETION, 1.0, 3407, true, 0, Math.max(1, steps / 4));
     Path val = data.resolve("val.jsonl");
     boolean hasVal = Files.isRegularFile(val) && Files.size(val) > 0;
-    AtomicBoolean stop = new AtomicBoolean();
     TrainCommand.Training.Outcome o;
-    try (TrainCommand.Signals s = TrainCommand.Signals.onInterrupt(stop, err)) {
+    try (StopRequest stop = StopRequest.install(java.time.Duration.ofMinutes(10))) {
       o = TrainCommand.Training.run(model, data.resolve("train.jsonl"), hasVal ? val : null, run, config, false,
           true, device, stop, err);
     }

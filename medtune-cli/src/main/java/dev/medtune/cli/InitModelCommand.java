@@ -62,8 +62,8 @@ final class InitModelCommand implements Callable<Integer> {
     }
     long t0 = System.nanoTime();
     RandomInit.Result r = RandomInit.write(p, output, seed, tokenizer, overwrite, System.err::println);
-    System.err.printf("init-model: %s, %,d parameters, %.2f GB of weights in %s (%.1f s)%n",
-        p.name(), r.parameters(), r.bytes() / 1e9, output, (System.nanoTime() - t0) / 1e9);
+    System.err.printf("init-model: %s, %,d parameters, %s of weights in %s (%.1f s)%n",
+        p.name(), r.parameters(), RandomInit.size(r.bytes()), output, (System.nanoTime() - t0) / 1e9);
     return 0;
   }
 }

@@ -1,7 +1,5 @@
 package dev.medtune.cli;
 
-import dev.medtune.model.Checkpoint;
-import dev.medtune.model.lora.LoraAdapter;
 import dev.medtune.model.lora.LoraMerge;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -38,14 +36,12 @@ final class MergeCommand implements Callable<Integer> {
       throw new MedtuneFailure(adapter + ": no such adapter folder");
     }
     long t0 = System.nanoTime();
-    try (Checkpoint base = Checkpoint.open(model)) {
-      LoraAdapter a = LoraAdapter.load(adapter, base.config());
-      LoraMerge.write(base, model, a, output, overwrite);
-      System.err.printf("merge: %s + %s (r %d, %d projections per layer) -> %s (%.1f s)%n", model, adapter,
-          a.config().r(), a.config().targets().size(), output, (System.nanoTime() - t0) / 1e9);
+    try {
+      LoraMerge.merge(model, adapter, output, overwrite, m -> System.err.println("merge: " + m));
     } catch (IllegalArgumentException e) {
       throw new MedtuneFailure(e.getMessage());
     }
+    System.err.printf("merge: %s + %s -> %s (%.1f s)%n", model, adapter, output, (System.nanoTime() - t0) / 1e9);
     return 0;
   }
 }

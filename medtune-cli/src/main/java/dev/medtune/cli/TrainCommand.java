@@ -7,6 +7,7 @@ import dev.medtune.model.lora.LoraConfig;
 import dev.medtune.model.lora.LoraTarget;
 import dev.medtune.model.tokenizer.LlamaTokenizer;
 import dev.medtune.model.train.AdamW;
+import dev.medtune.model.train.AdapterOutput;
 import dev.medtune.model.train.LearningRateSchedule;
 import dev.medtune.model.train.LossOn;
 import dev.medtune.model.train.LossPlot;
@@ -14,6 +15,7 @@ import dev.medtune.model.train.MetricsLog;
 import dev.medtune.model.train.SftConfig;
 import dev.medtune.model.train.SftExample;
 import dev.medtune.model.train.SftTrainer;
+import dev.medtune.model.train.StopRequest;
 import dev.medtune.model.train.TokenizedExample;
 import dev.medtune.model.train.TrainerState;
 import dev.medtune.model.train.TrainingRecord;
@@ -22,7 +24,6 @@ import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -30,7 +31,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.time.Duration;
 import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -141,9 +142,8 @@ final class TrainCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     SftConfig config = config();
-    AtomicBoolean stop = new AtomicBoolean();
     Training.Outcome o;
-    try (Signals s = Signals.onInterrupt(stop, System.err)) {
+    try (StopRequest stop = StopRequest.install(Duration.ofMinutes(10))) {
       o = Training.run(model, data, val, output, config, resume, overwrite, device, stop, System.err);
     }
     if (o.result().stopped()) {
@@ -187,11 +187,8 @@ final class TrainCommand implements Callable<Integer> {
 
     record Outcome(SftTrainer.Result result, Path adapterDir) {}
 
-    /** Files of the base model's tokenizer copied next to the adapter, as PEFT users expect. */
-    static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json");
-
     static Outcome run(Path model, Path data, Path val, Path output, SftConfig config, boolean resume,
-        boolean overwrite, String device, AtomicBoolean stop, PrintStream err) {
+        boolean overwrite, String device, StopRequest stop, PrintStream err) {
       if (!Files.isRegularFile(model.resolve("config.json"))) {
         throw new MedtuneFailure(model + ": not a model folder (no config.json)");
       }
@@ -216,10 +213,11 @@ final class TrainCommand implements Callable<Integer> {
         SftTrainer trainer = new SftTrainer(ck, backend, config, train.examples(),
             valSet == null ? null : valSet.examples(), output, model.toString(), identity);
         ProgressBar bar = new ProgressBar(err);
-        SftTrainer.Result r = trainer.run(resume, stop::get, bar);
+        SftTrainer.Result r = trainer.run(resume, stop::requested, bar);
         bar.finish();
-        Path adapterDir = output.resolve("adapter");
-        writeAdapter(r, model, adapterDir);
+        if (r.stopped()) {
+          err.println("train: Ctrl-C or SIGTERM: stopped after the step in progress, checkpoint saved");
+        }
         Path metrics = output.resolve("metrics.jsonl");
         LossPlot.write(output.resolve("loss.png"), "medtune train: " + model.getFileName(),
             MetricsLog.trainingLoss(metrics), MetricsLog.evalLoss(metrics));
@@ -235,8 +233,11 @@ final class TrainCommand implements Callable<Integer> {
         results.put("seconds_this_run", r.seconds());
         r.resumedFrom().ifPresent(p -> results.put("resumed_from", p.toString()));
         results.put("device", backend.description());
-        new TrainingRecord(BuildInfo.version(), BuildInfo.commit(), dev.medtune.model.train.Fingerprints.model(model),
-            data, val, config.allSettings(), config.seed(), results).write(output);
+        TrainingRecord record = new TrainingRecord(BuildInfo.version(), BuildInfo.commit(),
+            dev.medtune.model.train.Fingerprints.model(model), data, val, config.allSettings(), config.seed(), results);
+        record.write(output);
+        Path adapterDir = AdapterOutput.write(output, r.adapter(), model, model.toString(), record);
+        stop.finished(); // everything is written: a signalled JVM may exit now
         return new Outcome(r, adapterDir);
       } catch (IllegalArgumentException | IllegalStateException e) {
         throw new MedtuneFailure(e.getMessage());
@@ -278,24 +279,6 @@ final class TrainCommand implements Callable<Integer> {
         Files.createDirectories(output);
       } catch (IOException e) {
         throw new UncheckedIOException(output + ": " + e.getMessage(), e);
-      }
-    }
-
-    private static void writeAdapter(SftTrainer.Result r, Path model, Path adapterDir) {
-      Path tmp = adapterDir.resolveSibling(adapterDir.getFileName() + ".tmp");
-      try {
-        deleteTree(tmp);
-        Files.createDirectories(tmp);
-        r.adapter().save(tmp, model.toString());
-        for (String f : TOKENIZER_FILES) {
-          if (Files.isRegularFile(model.resolve(f))) {
-            Files.copy(model.resolve(f), tmp.resolve(f), StandardCopyOption.REPLACE_EXISTING);
-          }
-        }
-        deleteTree(adapterDir);
-        Files.move(tmp, adapterDir, StandardCopyOption.ATOMIC_MOVE);
-      } catch (IOException e) {
-        throw new UncheckedIOException(adapterDir + ": cannot write the adapter: " + e.getMessage(), e);
       }
     }
 
@@ -367,44 +350,6 @@ final class TrainCommand implements Callable<Integer> {
       long s = Math.round(seconds);
       return s >= 3600 ? String.format("%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
           : String.format("%02d:%02d", s / 60, s % 60);
-    }
-  }
-
-  /**
-   * Ctrl-C (SIGINT) and SIGTERM set a flag the trainer reads between steps; a second signal exits
-   * at once. The previous handlers come back on close.
-   */
-  static final class Signals implements AutoCloseable {
-    private final List<sun.misc.Signal> signals = new ArrayList<>();
-    private final List<sun.misc.SignalHandler> previous = new ArrayList<>();
-
-    static Signals onInterrupt(AtomicBoolean stop, PrintStream err) {
-      Signals s = new Signals();
-      for (String name : new String[] {"INT", "TERM"}) {
-        try {
-          sun.misc.Signal sig = new sun.misc.Signal(name);
-          sun.misc.SignalHandler prev = sun.misc.Signal.handle(sig, x -> {
-            if (stop.getAndSet(true)) {
-              err.println("\ntrain: second " + x.getName() + ", exiting without saving");
-              Runtime.getRuntime().halt(130);
-            }
-            err.println("\ntrain: " + x.getName() + " received, finishing this step and saving a checkpoint"
-                + " (again to quit at once)");
-          });
-          s.signals.add(sig);
-          s.previous.add(prev);
-        } catch (IllegalArgumentException e) {
-          // the signal is not available here (or used by the VM): Ctrl-C then kills as usual
-        }
-      }
-      return s;
-    }
-
-    @Override
-    public void close() {
-      for (int i = 0; i < signals.size(); i++) {
-        sun.misc.Signal.handle(signals.get(i), previous.get(i));
-      }
     }
   }
 }

@@ -228,8 +228,9 @@ class TrainCommandTest {
     p.destroy(); // SIGTERM
     assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS));
     String log = Files.readString(tmp.resolve("sigterm.log"));
-    assertEquals(0, p.exitValue(), log);
-    assertTrue(log.contains("TERM received") && log.contains("continue with --resume"), log);
+    // the JVM exits with SIGTERM's status once the step is done and everything is saved
+    assertTrue(log.contains("stopped after the step in progress, checkpoint saved"), log);
+    assertTrue(Files.isRegularFile(out.resolve("adapter/adapter_model.safetensors")), log);
     int done = Files.readAllLines(metrics).size();
     assertTrue(done >= 2 && done < 150, log);
     assertTrue(Files.isDirectory(out.resolve("checkpoint-" + done)), log);

@@ -50,9 +50,9 @@ public final class Json {
     Path tmp = null;
     try {
       Files.createDirectories(dir);
-      tmp = Files.createTempFile(dir, "." + file.getFileName(), ".tmp");
-      try (var ch = java.nio.channels.FileChannel.open(tmp,
-          java.nio.file.StandardOpenOption.WRITE)) {
+      tmp = tempSibling(file);
+      try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE,
+          java.nio.file.StandardOpenOption.CREATE_NEW)) {
         var buf = java.nio.ByteBuffer.wrap(bytes);
         while (buf.hasRemaining()) {
           ch.write(buf);
@@ -66,6 +66,16 @@ public final class Json {
     } finally {
       deleteQuietly(tmp);
     }
+  }
+
+  /**
+   * A fresh name beside {@code file} for writing it before the rename. Not Files.createTempFile:
+   * that makes files only the owner can read, and the result should have the usual permissions.
+   */
+  public static Path tempSibling(Path file) {
+    Path abs = file.toAbsolutePath();
+    return abs.resolveSibling("." + abs.getFileName() + ".tmp-"
+        + Long.toHexString(java.util.concurrent.ThreadLocalRandom.current().nextLong()));
   }
 
   /** Renames {@code from} to {@code to}, atomically where the file system can. */

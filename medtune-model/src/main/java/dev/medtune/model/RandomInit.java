@@ -102,7 +102,7 @@ public final class RandomInit {
     Path tmp;
     try {
       Files.createDirectories(parent);
-      tmp = Files.createTempDirectory(parent, "." + outDir.getFileName() + ".tmp-");
+      tmp = Files.createDirectory(Json.tempSibling(outDir));
     } catch (IOException e) {
       throw new UncheckedIOException(outDir + ": cannot create: " + e.getMessage(), e);
     }
@@ -171,7 +171,7 @@ public final class RandomInit {
         w.write(tmp.resolve(file));
         total += w.dataBytes();
         files.add(file);
-        progress.accept(String.format("wrote %s (%.2f GB)", file, w.dataBytes() / 1e9));
+        progress.accept("wrote " + file + " (" + size(w.dataBytes()) + ")");
       }
       if (shards.size() > 1) {
         ObjectNode index = Json.MAPPER.createObjectNode();
@@ -189,6 +189,11 @@ public final class RandomInit {
         deleteTree(tmp);
       }
     }
+  }
+
+  /** Bytes for people: "1.3 MB", "4.97 GB". */
+  public static String size(long bytes) {
+    return bytes >= 1e9 ? String.format("%.2f GB", bytes / 1e9) : String.format("%.1f MB", bytes / 1e6);
   }
 
   private static int requireToken(LlamaTokenizer tok, String token) {

@@ -59,6 +59,16 @@ public record PeftAdapterConfig(LoraConfig lora, String baseModelNameOrPath) {
     refuseIfTrue(root, "lora_bias", where, "a LoRA bias (lora_bias: true) is not supported");
     refuseIfTrue(root, "use_qalora", where, "QALoRA (use_qalora: true) is not supported");
     refuseIfTrue(root, "fan_in_fan_out", where, "fan_in_fan_out: true is for GPT-2-style Conv1D layers, not Llama");
+    JsonNode init = root.get("init_lora_weights");
+    if (init != null && init.isTextual()) {
+      String how = init.asText().toLowerCase(java.util.Locale.ROOT);
+      if (how.startsWith("pissa") || how.equals("olora") || how.equals("corda") || how.equals("loftq")) {
+        // these initialisations also change the base weights: the adapter only fits the residual model
+        throw new ModelFormatException(where + ": init_lora_weights is \"" + init.asText()
+            + "\", which modifies the base model; convert the adapter with PEFT"
+            + " (path_initial_model_for_weight_conversion) or merge it first");
+      }
+    }
     String bias = text(root, "bias");
     if (bias != null && !bias.equals("none")) {
       throw new ModelFormatException(where + ": bias is \"" + bias + "\"; medtune supports only \"none\"");

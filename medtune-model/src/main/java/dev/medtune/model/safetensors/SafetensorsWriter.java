@@ -16,13 +16,15 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.IntStream;
+import java.util.ArrayDeque;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 
 /**
  * Writes a safetensors file as the Rust crate does: header padded with spaces to a multiple of 8
  * bytes, {@code __metadata__ = {"format": "pt"}} (transformers requires it), tensors contiguous in
  * the order added. Data is streamed in chunks (a {@link FloatSource} is never materialised whole),
- * float chunks are produced and converted on all cores, and the file appears only when complete
+ * float chunks are produced and converted on all cores while earlier chunks are written, and the file appears only when complete
  * (temp file, fsync, rename).
  */
 public final class SafetensorsWriter {
@@ -121,8 +123,9 @@ public final class SafetensorsWriter {
     Path tmp = null;
     try {
       Files.createDirectories(dir);
-      tmp = Files.createTempFile(dir, "." + file.getFileName(), ".tmp");
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+      tmp = Json.tempSibling(file);
+      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE,
+          StandardOpenOption.CREATE_NEW)) {
         ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length);
         writeFully(ch, len.flip());
         writeFully(ch, ByteBuffer.wrap(header));
@@ -179,44 +182,49 @@ public final class SafetensorsWriter {
     return out;
   }
 
+  /**
+   * Produces and converts chunks on the common pool, up to two per core ahead of the writer, and
+   * writes them in order as they complete: generation and disk writes overlap.
+   */
   private static void writeConverted(FileChannel ch, Entry e) throws IOException {
     long count = e.count();
     long chunks = (count + CHUNK - 1) / CHUNK;
-    int window = Math.max(1, Runtime.getRuntime().availableProcessors()) * 2;
-    ByteBuffer[] bufs = new ByteBuffer[(int) Math.min(window, chunks)];
-    for (long c0 = 0; c0 < chunks; c0 += bufs.length) {
-      long base = c0;
-      int inWindow = (int) Math.min(bufs.length, chunks - c0);
-      IntStream.range(0, inWindow).parallel().forEach(i -> {
-        long first = (base + i) * CHUNK;
-        int n = (int) Math.min(CHUNK, count - first);
-        float[] vals = new float[n];
-        e.source.fill(first, vals, n);
-        ByteBuffer b = ByteBuffer.allocate(n * e.dtype.byteSize()).order(ByteOrder.LITTLE_ENDIAN);
-        switch (e.dtype) {
-          case F32 -> b.asFloatBuffer().put(vals, 0, n);
-          case BF16 -> {
-            short[] s = new short[n];
-            for (int k = 0; k < n; k++) {
-              s[k] = DType.toBf16(vals[k]);
-            }
-            b.asShortBuffer().put(s);
-          }
-          case F16 -> {
-            short[] s = new short[n];
-            for (int k = 0; k < n; k++) {
-              s[k] = Float.floatToFloat16(vals[k]);
-            }
-            b.asShortBuffer().put(s);
-          }
-        }
-        bufs[i] = b;
-      });
-      for (int i = 0; i < inWindow; i++) {
-        writeFully(ch, bufs[i]);
-        bufs[i] = null;
+    int ahead = Math.max(2, Runtime.getRuntime().availableProcessors() * 2);
+    ArrayDeque<CompletableFuture<ByteBuffer>> inFlight = new ArrayDeque<>();
+    long next = 0;
+    while (next < chunks || !inFlight.isEmpty()) {
+      while (next < chunks && inFlight.size() < ahead) {
+        long first = next * CHUNK;
+        inFlight.add(CompletableFuture.supplyAsync(() -> convert(e, first, (int) Math.min(CHUNK, count - first))));
+        next++;
+      }
+      try {
+        writeFully(ch, inFlight.removeFirst().join());
+      } catch (CompletionException ex) {
+        inFlight.forEach(f -> f.cancel(false));
+        throw ex.getCause() instanceof RuntimeException r ? r : ex;
       }
     }
+  }
+
+  private static ByteBuffer convert(Entry e, long first, int n) {
+    float[] vals = new float[n];
+    e.source.fill(first, vals, n);
+    ByteBuffer b = ByteBuffer.allocate(n * e.dtype.byteSize()).order(ByteOrder.LITTLE_ENDIAN);
+    switch (e.dtype) {
+      case F32 -> b.asFloatBuffer().put(vals, 0, n);
+      case BF16 -> {
+        for (int k = 0; k < n; k++) {
+          b.putShort(k * 2, DType.toBf16(vals[k]));
+        }
+      }
+      case F16 -> {
+        for (int k = 0; k < n; k++) {
+          b.putShort(k * 2, Float.floatToFloat16(vals[k]));
+        }
+      }
+    }
+    return b;
   }
 
   private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {

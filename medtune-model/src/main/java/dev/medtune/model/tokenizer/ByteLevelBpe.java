@@ -79,45 +79,73 @@ public final class ByteLevelBpe {
     while (m.find()) {
       wordCounts.merge(ByteLevel.encode(m.group().getBytes(StandardCharsets.UTF_8)), 1, Integer::sum);
     }
-    List<List<String>> words = new ArrayList<>();
+    // symbols as ints, pairs as longs: the whole learning takes milliseconds
+    List<String> symbols = new ArrayList<>();
+    Map<String, Integer> symbolIds = new HashMap<>();
+    List<int[]> words = new ArrayList<>();
+    List<Integer> lengths = new ArrayList<>();
     List<Integer> counts = new ArrayList<>();
     wordCounts.forEach((w, c) -> {
-      List<String> symbols = new ArrayList<>();
-      w.codePoints().forEach(cp -> symbols.add(new String(Character.toChars(cp))));
-      words.add(symbols);
+      int[] word = w.codePoints().map(cp -> symbolIds.computeIfAbsent(
+          new String(Character.toChars(cp)), k -> {
+            symbols.add(k);
+            return symbols.size() - 1;
+          })).toArray();
+      words.add(word);
+      lengths.add(word.length);
       counts.add(c);
     });
     List<String[]> merges = new ArrayList<>();
     while (merges.size() < maxMerges) {
-      Map<String, Integer> pairs = new HashMap<>();
+      Map<Long, Integer> pairs = new HashMap<>();
       for (int w = 0; w < words.size(); w++) {
-        List<String> s = words.get(w);
-        for (int i = 0; i + 1 < s.size(); i++) {
-          pairs.merge(s.get(i) + " " + s.get(i + 1), counts.get(w), Integer::sum);
+        int[] s = words.get(w);
+        for (int i = 0; i + 1 < lengths.get(w); i++) {
+          pairs.merge(((long) s[i] << 32) | s[i + 1], counts.get(w), Integer::sum);
         }
       }
-      String best = null;
+      long best = -1;
       int bestCount = 1;
-      for (Map.Entry<String, Integer> e : pairs.entrySet()) {
+      String bestText = null;
+      for (Map.Entry<Long, Integer> e : pairs.entrySet()) {
         int c = e.getValue();
-        if (c > bestCount || (c == bestCount && best != null && e.getKey().compareTo(best) < 0)) {
-          best = e.getKey();
+        if (c < bestCount) {
+          continue;
+        }
+        long k = e.getKey();
+        String text = symbols.get((int) (k >>> 32)) + " " + symbols.get((int) k);
+        if (c > bestCount || bestText == null || text.compareTo(bestText) < 0) {
+          best = k;
           bestCount = c;
+          bestText = text;
         }
       }
-      if (best == null) {
+      if (bestText == null) {
         break;
       }
-      String[] pair = best.split(" ", 2);
-      merges.add(pair);
-      String joined = pair[0] + pair[1];
-      for (List<String> s : words) {
-        for (int i = 0; i + 1 < s.size(); i++) {
-          if (s.get(i).equals(pair[0]) && s.get(i + 1).equals(pair[1])) {
-            s.set(i, joined);
-            s.remove(i + 1);
+      int a = (int) (best >>> 32);
+      int b = (int) best;
+      merges.add(new String[] {symbols.get(a), symbols.get(b)});
+      String joinedText = symbols.get(a) + symbols.get(b);
+      Integer joined = symbolIds.get(joinedText);
+      if (joined == null) {
+        symbols.add(joinedText);
+        joined = symbols.size() - 1;
+        symbolIds.put(joinedText, joined);
+      }
+      for (int w = 0; w < words.size(); w++) {
+        int[] s = words.get(w);
+        int n = lengths.get(w);
+        int out = 0;
+        for (int i = 0; i < n; i++) {
+          if (i + 1 < n && s[i] == a && s[i + 1] == b) {
+            s[out++] = joined;
+            i++;
+          } else {
+            s[out++] = s[i];
           }
         }
+        lengths.set(w, out);
       }
     }
     return merges;

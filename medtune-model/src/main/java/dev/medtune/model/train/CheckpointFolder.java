@@ -54,6 +54,9 @@ final class CheckpointFolder {
       try {
         contents.writeTo(tmp);
         forceTree(tmp);
+      } catch (UncheckedIOException e) {
+        deleteQuietly(tmp); // e.g. the safetensors writer's "No space left on device"
+        throw e.getCause();
       } catch (IOException | RuntimeException e) {
         deleteQuietly(tmp);
         throw e;
@@ -119,7 +122,7 @@ final class CheckpointFolder {
     }
   }
 
-  private static void forceTree(Path dir) throws IOException {
+  static void forceTree(Path dir) throws IOException {
     List<Path> files = new ArrayList<>();
     try (Stream<Path> s = Files.walk(dir)) {
       s.forEach(files::add);

@@ -64,7 +64,8 @@ public final class LossPlot {
     double yMin = all.stream().mapToDouble(MetricsLog.Point::value).min().orElseThrow();
     double yMax = all.stream().mapToDouble(MetricsLog.Point::value).max().orElseThrow();
     double[] xt = ticks(Math.min(xMin, 0), Math.max(xMax, xMin + 1), 8, true);
-    double pad = (yMax - yMin) * 0.05 + 1e-9;
+    // a flat curve (or one point) still gets a readable range around it
+    double pad = Math.max((yMax - yMin) * 0.05, 0.05 * Math.max(Math.abs(yMax), 1e-3));
     double[] yt = ticks(Math.max(0, yMin - pad), yMax + pad, 7, false);
     double x0 = xt[0];
     double x1 = xt[xt.length - 1];
@@ -167,7 +168,10 @@ public final class LossPlot {
     boolean started = false;
     g.setColor(c);
     g.setStroke(new BasicStroke(2.2f, BasicStroke.CAP_ROUND, BasicStroke.JOIN_ROUND));
-    for (MetricsLog.Point p : pts) {
+    for (int i = 0; i < pts.size(); i++) {
+      MetricsLog.Point p = pts.get(i);
+      boolean isolated = (i == 0 || !Double.isFinite(pts.get(i - 1).value()))
+          && (i + 1 == pts.size() || !Double.isFinite(pts.get(i + 1).value()));
       if (!Double.isFinite(p.value())) {
         started = false; // a gap where the loss was not finite
         continue;
@@ -180,7 +184,7 @@ public final class LossPlot {
         path.moveTo(px, py);
         started = true;
       }
-      if (markers || pts.size() == 1) {
+      if (markers || isolated) { // a lone point would not show as a line
         g.fill(new Ellipse2D.Double(px - 4, py - 4, 8, 8));
       }
     }

@@ -61,7 +61,16 @@ public final class MetricsLog implements Closeable {
     }
   }
 
-  /** One optimizer step's line. */
+  /**
+   * One optimizer step's line.
+   *
+   * @param step the optimizer step, from 1
+   * @param loss the step's mean loss over its counted tokens
+   * @param lr the learning rate the step used
+   * @param gradNorm the global gradient norm before clipping
+   * @param tokens input tokens (not padding) of the step ({@link StepBatch#realTokens()})
+   * @param tokensPerS those tokens over the step's wall time
+   */
   public void logStep(long step, double loss, double lr, double gradNorm, long tokens, double tokensPerS) {
     ObjectNode n = Json.MAPPER.createObjectNode();
     n.put("step", step);

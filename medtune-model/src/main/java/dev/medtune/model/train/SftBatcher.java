@@ -11,10 +11,12 @@ import java.util.TreeMap;
  * Turns tokenized examples into optimizer steps, deterministically from the seed.
  *
  * <p>Without packing, each epoch's order is transformers' {@code get_length_grouped_indices}
- * ({@code group_by_length}): a random permutation cut into mega-batches of
- * {@code min(n / (4 * batch), 50) * batch} examples, each sorted longest first, the mega-batch
- * holding the longest example moved to the front (so a memory problem shows on the first step);
- * micro-batches of {@code --batch-size} rows are then padded only to their own longest row.
+ * as the Trainer uses it with {@code group_by_length} (its sampler's batch is
+ * {@code batch * grad_accum}, call it g): a random permutation cut into mega-batches of
+ * {@code min(n / (4 g), 50) * g} examples (at least g), each sorted longest first, the first
+ * element of the mega-batch holding the longest example swapped to the front (so a memory problem
+ * shows on the first step); micro-batches of {@code --batch-size} rows are then padded only to
+ * their own longest row.
  *
  * <p>With packing, the epoch's shuffled examples are packed best-fit-decreasing (as TRL's
  * {@code bfd} strategy) into rows of at most {@code maxSeqLen} tokens, whole examples only; the rows
@@ -87,6 +89,30 @@ public final class SftBatcher {
     return new StepBatch(List.copyOf(mbs), counted, pos, next);
   }
 
+  /**
+   * The micro-batches of an evaluation pass ({@code --val}): every example once, in a fixed order
+   * (longest first, so rows of similar length share a batch and padding stays small), no
+   * shuffling and no packing; the eval loss is the sum of token losses over all of them divided
+   * by the sum of their {@link MicroBatch#countedTokens()}.
+   */
+  public List<MicroBatch> evalMicroBatches() {
+    Integer[] order = new Integer[examples.size()];
+    for (int i = 0; i < order.length; i++) {
+      order[i] = i;
+    }
+    Arrays.sort(order, (a, b) -> Integer.compare(len(b), len(a)));
+    List<MicroBatch> out = new ArrayList<>();
+    for (int b = 0; b < order.length; b += batchSize) {
+      int rows = Math.min(batchSize, order.length - b);
+      int[][] r = new int[rows][];
+      for (int i = 0; i < rows; i++) {
+        r[i] = new int[] {order[b + i]};
+      }
+      out.add(build(r));
+    }
+    return out;
+  }
+
   private MicroBatch build(int[][] rows) {
     int length = 0;
     for (int[] row : rows) {
@@ -139,11 +165,12 @@ public final class SftBatcher {
     int n = examples.size();
     SplitMix64 rng = SplitMix64.forStream(seed, epoch);
     int[] perm = permutation(n, rng);
-    int mult = Math.min(n / (batchSize * 4), 50);
+    int group = batchSize * gradAccum; // Trainer: LengthGroupedSampler(train_batch_size * gradient_accumulation_steps)
+    int mult = Math.min(n / (group * 4), 50);
     if (mult == 0) {
       mult = 1;
     }
-    int mega = mult * batchSize;
+    int mega = mult * group;
     List<List<Integer>> megabatches = new ArrayList<>();
     for (int i = 0; i < n; i += mega) {
       List<Integer> m = new ArrayList<>();

@@ -38,6 +38,9 @@ public record SftExample(String prompt, String completion, String text, int line
       int line = 0;
       while ((s = r.readLine()) != null) {
         line++;
+        if (line == 1 && s.startsWith("\uFEFF")) {
+          s = s.substring(1); // a byte-order mark some editors write
+        }
         if (s.isBlank()) {
           continue;
         }

@@ -221,12 +221,8 @@ public final class SftTrainer {
   }
 
   private List<MicroBatch> evalBatches() {
-    SftBatcher b = new SftBatcher(val, config.batchSize(), 1, config.maxSeqLen(), config.packing(), config.seed());
-    List<MicroBatch> out = new ArrayList<>();
-    for (int i = 0; i < b.microBatchesPerEpoch(); i++) {
-      out.addAll(b.step(new DataPosition(0, i)).microBatches());
-    }
-    return out;
+    return new SftBatcher(val, config.batchSize(), 1, config.maxSeqLen(), config.packing(), config.seed())
+        .evalMicroBatches();
   }
 
   private static double evalLoss(LoraLlama model, List<MicroBatch> batches) {

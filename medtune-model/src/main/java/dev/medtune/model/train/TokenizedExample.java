@@ -47,6 +47,9 @@ public record TokenizedExample(int[] tokens, int[] targets, int counted, int ful
     ids[full - 1] = eos;
     int firstCounted = 1; // the first position whose token is a target (BOS never is)
     if (lossOn == LossOn.COMPLETION) {
+      if (ex.prompt() == null) {
+        throw new IllegalArgumentException("line " + ex.line() + ": the completion-only loss needs \"prompt\" and \"completion\"");
+      }
       int[] prompt = encoder.encode(ex.prompt(), false);
       int k = 0;
       while (k < prompt.length && k < body.length && prompt[k] == body[k]) {

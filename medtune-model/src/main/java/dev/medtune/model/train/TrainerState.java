@@ -6,7 +6,6 @@ import dev.medtune.model.Json;
 import dev.medtune.model.ModelFormatException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -26,7 +25,7 @@ import java.util.TreeSet;
  * @param seed the run's seed
  * @param modelFingerprint {@link Fingerprints#model}'s {@code fingerprint}
  * @param dataSha256 SHA-256 of the training data file
- * @param hyperparameters every setting that shapes the run, as JSON values (names as the CLI's options)
+ * @param hyperparameters the settings that shape the run ({@link SftConfig#trajectorySettings()}), as JSON values
  */
 public record TrainerState(long step, DataPosition data, long seed, String modelFingerprint, String dataSha256,
     Map<String, Object> hyperparameters) {
@@ -57,8 +56,7 @@ public record TrainerState(long step, DataPosition data, long seed, String model
       JsonNode pos = required(n, "data_position", f);
       Map<String, Object> hp = new LinkedHashMap<>();
       JsonNode h = required(n, "hyperparameters", f);
-      for (Iterator<Map.Entry<String, JsonNode>> it = h.fields(); it.hasNext(); ) {
-        var e = it.next();
+      for (Map.Entry<String, JsonNode> e : h.properties()) {
         hp.put(e.getKey(), Json.MAPPER.treeToValue(e.getValue(), Object.class));
       }
       return new TrainerState(required(n, "global_step", f).asLong(),

@@ -87,6 +87,7 @@ class PeftAdapterConfigTest {
     assertRefused("peft_type", JSON.getNodeFactory().textNode("IA3"), "peft_type is \"IA3\"");
     assertRefused("target_modules", JSON.readTree("[\"q_proj\", \"lm_head\"]"), "\"lm_head\"");
     assertRefused("r", JSON.getNodeFactory().numberNode(0), "r must be a positive integer");
+    assertRefused("init_lora_weights", JSON.getNodeFactory().textNode("pissa_niter_4"), "modifies the base model");
 
     ObjectNode n = base();
     n.put("some_future_field", 42);

@@ -60,6 +60,12 @@ class CheckpointFolderTest {
     assertTrue(e.getMessage().contains("checkpoint-2: cannot save the checkpoint: No space left on device"), e.getMessage());
     assertEquals(List.of("checkpoint-1"), names(out));
     assertEquals("good", Files.readString(out.resolve("checkpoint-1/a.txt")));
+    e = assertThrows(UncheckedIOException.class, () -> CheckpointFolder.save(out, 3, 1, dir -> {
+      throw new UncheckedIOException(new IOException("No space left on device"));
+    }));
+    assertTrue(e.getMessage().endsWith("checkpoint-3: cannot save the checkpoint: No space left on device"
+        + " (earlier checkpoints are intact)"), e.getMessage());
+    assertEquals(List.of("checkpoint-1"), names(out));
   }
 
   @Test

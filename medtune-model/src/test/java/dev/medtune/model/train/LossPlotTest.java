@@ -61,10 +61,20 @@ class LossPlotTest {
   }
 
   @Test
-  void aSinglePointAndNonFiniteValues() {
+  void aSinglePointAndNonFiniteValues() throws Exception {
     BufferedImage img = LossPlot.render("one step", List.of(new MetricsLog.Point(1, 3.5),
         new MetricsLog.Point(2, Double.NaN)), List.of());
     assertEquals(960, img.getWidth());
+    int blue = 0;
+    for (int y = 60; y < 530; y++) {
+      for (int x = 90; x < 700; x++) { // the plot area left of the legend
+        blue += (img.getRGB(x, y) & 0xFFFFFF) == 0x1F77B4 ? 1 : 0;
+      }
+    }
+    assertTrue(blue > 20, "the lone point shows: " + blue + " pixels");
+    if (System.getenv("MEDTUNE_PLOT_KEEP") != null) {
+      javax.imageio.ImageIO.write(img, "png", new java.io.File(System.getenv("MEDTUNE_PLOT_KEEP") + ".one.png"));
+    }
     assertThrows(IllegalArgumentException.class, () -> LossPlot.render("x", List.of(), List.of()));
   }
 }

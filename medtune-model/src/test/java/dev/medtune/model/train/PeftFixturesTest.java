@@ -67,7 +67,9 @@ class PeftFixturesTest {
   void medtunesCopyHasPeftsFieldsAndTensors() throws Exception {
     for (String name : List.of("adapter-all", "adapter-rslora-qv")) {
       LoraAdapter a = LoraAdapter.load(fx.resolve(name), model);
-      Path out = tmp.resolve(name);
+      // MEDTUNE_PEFT_RESAVE_DIR keeps these copies for make_peft_fixtures.py --check (PEFT reads medtune's)
+      String keep = System.getenv("MEDTUNE_PEFT_RESAVE_DIR");
+      Path out = (keep == null ? tmp : Path.of(keep)).resolve(name);
       a.save(out, fx.resolve("base").toString());
       JsonNode peft = Json.read(fx.resolve(name).resolve(PeftAdapterConfig.FILE_NAME));
       JsonNode ours = Json.read(out.resolve(PeftAdapterConfig.FILE_NAME));

@@ -108,12 +108,18 @@ class SftBatcherTest {
     // the longest example comes first, so an out-of-memory shows on step 1
     int longest = ex.stream().mapToInt(TokenizedExample::length).max().orElseThrow();
     assertEquals(longest, ex.get(e0.get(0)).length());
-    // mega-batches of min(203 / 8, 50) * 2 = 50 examples, each sorted longest first (bar the swap)
-    for (int m = 0; m * 50 < 203; m++) {
-      for (int i = m * 50 + 2; i < Math.min(203, (m + 1) * 50); i++) {
+    // mega-batches of min(203 / (4 * 8), 50) * 8 = 48 examples (g = batch 2 x accum 4), each
+    // sorted longest first (bar the swapped first element)
+    for (int m = 0; m * 48 < 203; m++) {
+      for (int i = m * 48 + 2; i < Math.min(203, (m + 1) * 48); i++) {
         assertTrue(ex.get(e0.get(i - 1)).length() >= ex.get(e0.get(i)).length(), "sorted within mega-batch " + m);
       }
     }
+    int boundaries = 0; // and no longer: a 49th element would break the order somewhere
+    for (int m = 1; m * 48 < 203; m++) {
+      boundaries += ex.get(e0.get(m * 48 - 1)).length() < ex.get(e0.get(m * 48)).length() ? 1 : 0;
+    }
+    assertTrue(boundaries > 0, "mega-batch boundaries show");
     List<Integer> e1 = walkEpoch(b, ex, 1, 4, 2, 64, false);
     assertNotEquals(e0, e1, "each epoch has its own order");
     var again = new SftBatcher(ex, 2, 4, 64, false, 3407);
@@ -225,6 +231,31 @@ class SftBatcherTest {
     assertThrows(IllegalArgumentException.class, () -> new SftBatcher(ex, 2, 4, 20, false, 1));
     assertThrows(IllegalArgumentException.class, () -> new SftBatcher(ex, 0, 4, 64, false, 1));
     assertThrows(IllegalArgumentException.class, () -> new SftBatcher(List.of(), 2, 4, 64, false, 1));
+  }
+
+  @Test
+  void evalPassSeesEveryExampleOnceLongestFirst() {
+    var ex = examples(25, 40);
+    var b = new SftBatcher(ex, 4, 3, 64, true, 3407); // eval ignores packing, accumulation and seed
+    List<MicroBatch> mbs = b.evalMicroBatches();
+    assertEquals(7, mbs.size());
+    List<Integer> seen = new ArrayList<>();
+    long counted = 0;
+    int previous = Integer.MAX_VALUE;
+    for (MicroBatch mb : mbs) {
+      assertTrue(mb.length() <= previous, "longest first");
+      previous = mb.length();
+      for (int r = 0; r < mb.rows(); r++) {
+        seen.add(mb.inputIds()[r * mb.length() + 1]);
+        assertEquals(0, mb.sequenceIds()[r * mb.length()]);
+      }
+      counted += mb.countedTokens();
+    }
+    assertEquals(25, seen.stream().distinct().count());
+    assertEquals(ex.stream().mapToLong(TokenizedExample::counted).sum(), counted);
+    assertEquals(seen, new ArrayList<>(new SftBatcher(ex, 4, 1, 64, false, 1).evalMicroBatches().stream()
+        .flatMap(mb -> java.util.stream.IntStream.range(0, mb.rows()).mapToObj(r -> mb.inputIds()[r * mb.length() + 1]))
+        .toList()), "the same order whatever the seed");
   }
 
   @Test

@@ -34,6 +34,12 @@ class SftExampleTest {
   }
 
   @Test
+  void aByteOrderMarkIsSkipped() throws Exception {
+    Path f = file("\uFEFF{\"prompt\": \"p\", \"completion\": \"c\"}\n");
+    assertEquals("pc", SftExample.readJsonl(f, LossOn.COMPLETION).get(0).text());
+  }
+
+  @Test
   void textOnlyLinesTrainOnlyWithLossOnAll() throws Exception {
     Path f = file("{\"text\": \"hello\"}\n");
     var ex = SftExample.readJsonl(f, LossOn.ALL);
