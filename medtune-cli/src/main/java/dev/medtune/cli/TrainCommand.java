@@ -218,9 +218,6 @@ final class TrainCommand implements Callable<Integer> {
         if (r.stopped()) {
           err.println("train: Ctrl-C or SIGTERM: stopped after the step in progress, checkpoint saved");
         }
-        Path metrics = output.resolve("metrics.jsonl");
-        LossPlot.write(output.resolve("loss.png"), "medtune train: " + model.getFileName(),
-            MetricsLog.trainingLoss(metrics), MetricsLog.evalLoss(metrics));
         Map<String, Object> results = new LinkedHashMap<>();
         results.put("steps", r.steps());
         results.put("planned_steps", r.totalSteps());
@@ -237,6 +234,14 @@ final class TrainCommand implements Callable<Integer> {
             dev.medtune.model.train.Fingerprints.model(model), data, val, config.allSettings(), config.seed(), results);
         record.write(output);
         Path adapterDir = AdapterOutput.write(output, r.adapter(), model, model.toString(), record);
+        try {
+          Path metrics = output.resolve("metrics.jsonl");
+          LossPlot.write(output.resolve("loss.png"), "medtune train: " + model.getFileName(),
+              MetricsLog.trainingLoss(metrics), MetricsLog.evalLoss(metrics));
+        } catch (IllegalStateException e) {
+          // Java2D cannot start once the JVM is shutting down (after a signal): the next run draws it
+          err.println("train: loss.png not drawn during shutdown (" + e.getMessage() + "); --resume draws it");
+        }
         stop.finished(); // everything is written: a signalled JVM may exit now
         return new Outcome(r, adapterDir);
       } catch (IllegalArgumentException | IllegalStateException e) {
