@@ -17,5 +17,5 @@ fi
 commit=$(git -C "$root" rev-parse --short HEAD)
 exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
   -XX:+UseParallelGC -Xmx8g -cp "$root/medtune-cli/target/medtune.jar:$root/medtune-cpu/target/test-classes" \
-  dev.medtune.cpu.bench.CpuForwardBench "$model" "$root/bench/RESULTS.md" "$commit" "${2:-128}" "${3:-16}" \
+  dev.medtune.cpu.bench.CpuForwardBench "$model" "$root/bench/RESULTS.md" "$commit" "${2:-128}" "${3:-8}" \
   2> >(grep -v -e '^WARNING: Using incubator modules' >&2)

@@ -12,8 +12,9 @@ tok_sha=e134af98b985517b4f068e3755ae90d4e9cd2d45d328325dc503f1c6b2d06cc7
 cfg_sha=da0e3a7cce6e4d787e85eb1c24d548420e0d7fe2c7a214e192795c46e40d75bb
 dest="${MEDTUNE_CACHE:-$HOME/.cache/medtune}/tokenizers/llama3_1"
 
+sha256() { if command -v sha256sum >/dev/null; then sha256sum "$1"; else shasum -a 256 "$1"; fi | cut -d' ' -f1; }
 check() { # file sha
-  [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
+  [ -f "$1" ] && [ "$(sha256 "$1")" = "$2" ]
 }
 if check "$dest/tokenizer.json" "$tok_sha" && check "$dest/tokenizer_config.json" "$cfg_sha"; then
   echo "$dest"

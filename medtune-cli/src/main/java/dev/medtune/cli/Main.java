@@ -16,11 +16,14 @@ import picocli.CommandLine.Option;
     subcommands = {
       // one line per command; keep alphabetical
       DemoCommand.class,
+      EvalCommand.class,
       GenerateCommand.class,
       CommandLine.HelpCommand.class,
       InitModelCommand.class,
       MergeCommand.class,
       PrepareCommand.class,
+      PullCommand.class,
+      PushCommand.class,
       TrainCommand.class,
     })
 public final class Main implements Runnable {

@@ -5,7 +5,10 @@ import dev.medtune.model.backend.BackendProvider;
 
 /**
  * Registers the CPU backend ({@code --device cpu}). It uses every core the JVM sees; the
- * {@code MEDTUNE_CPU_THREADS} environment variable sets another count.
+ * {@code MEDTUNE_CPU_THREADS} environment variable sets another count. Weights are read from the
+ * memory-mapped checkpoint; {@code MEDTUNE_CPU_WEIGHTS=resident} copies each matrix (in its file
+ * dtype, never as float32) into process memory first, which streams several times faster where
+ * file mappings are slow (the benchmark VM; see the module README).
  */
 public final class CpuBackendProvider implements BackendProvider {
 
@@ -21,12 +24,28 @@ public final class CpuBackendProvider implements BackendProvider {
 
   @Override
   public Backend create() {
-    return create(threads());
+    return create(threads(), residentWeights());
   }
 
-  /** A CPU backend with this many threads (tests and benchmarks). */
+  /** A CPU backend with this many threads reading weights from the mapping (tests). */
   public static Backend create(int threads) {
-    return new CpuBackend(threads);
+    return new CpuBackend(threads, false);
+  }
+
+  /** A CPU backend with this many threads; {@code resident}: weights copied into memory (benchmarks). */
+  public static Backend create(int threads, boolean resident) {
+    return new CpuBackend(threads, resident);
+  }
+
+  static boolean residentWeights() {
+    String env = System.getenv("MEDTUNE_CPU_WEIGHTS");
+    if (env == null || env.isBlank() || env.equals("mapped")) {
+      return false;
+    }
+    if (env.equals("resident")) {
+      return true;
+    }
+    throw new IllegalStateException("MEDTUNE_CPU_WEIGHTS must be 'mapped' or 'resident', found '" + env + "'");
   }
 
   static int threads() {

@@ -1,5 +1,6 @@
 package dev.medtune.cpu;
 
+import dev.medtune.model.safetensors.DType;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
@@ -17,10 +18,12 @@ import jdk.incubator.vector.VectorSpecies;
  * converts them once to float32 in a small per-thread scratch (bf16: the 16 bits shifted into the
  * high half of a float32, lane-wise; f16: {@link Float#float16ToFloat}), then multiplies them with
  * the activations {@link #TOKENS} at a time (a 4 x 4 register tile: 16 accumulators, 8 loads per
- * 16 FMAs). So in decode (one token) every weight byte is streamed from memory exactly once, and in
- * prefill each weight row block is read once per {@link #TOKEN_BLOCK} tokens, which keeps the FMA
- * units busy rather than the memory bus. The other transposes (training's backward) take a
- * simpler row-by-row path.
+ * 16 FMAs), {@link #KC} elements of k at a time so the 4 weight rows stay in L1 while the token
+ * quads pass over them. So in prefill each weight row block is read from memory once per
+ * {@link #TOKEN_BLOCK} tokens, which keeps the FMA units busy rather than the memory bus. In decode
+ * (fewer than {@link #TOKENS} tokens) bf16 rows skip the scratch: 4 rows are converted in registers
+ * and multiplied at once, so every weight byte is streamed from memory exactly once and nothing
+ * else is written. The other transposes (training's backward) take a simpler row-by-row path.
  */
 final class Matmul {
 
@@ -36,6 +39,8 @@ final class Matmul {
   static final int TOKENS = 4;
   /** Tokens per pass over a weight row block: their activations stay in L2 between rows. */
   static final int TOKEN_BLOCK = 64;
+  /** Elements of k per pass: 4 weight rows of KC floats (8 KB) stay in L1 across token quads. */
+  static final int KC = 512;
 
   private final Parallel parallel;
   private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[0]);
@@ -73,12 +78,30 @@ final class Matmul {
     int grain = Math.max(1, blocks / (parallel.threads * 8));
     parallel.forRange(blocks, grain, (from, to) -> {
       float[] w = scratchFor(ROWS * k);
-      float[] acc = new float[TOKENS * ROWS];
+      float[] acc = new float[ROWS];
+      float[] part = new float[TOKEN_BLOCK * ROWS];
       for (int t0 = 0; t0 < m; t0 += TOKEN_BLOCK) {
         int t1 = Math.min(m, t0 + TOKEN_BLOCK);
         for (int blk = from; blk < to; blk++) {
           int j0 = blk * ROWS;
           int rows = Math.min(ROWS, n - j0);
+          if (m < TOKENS && b.array == null && b.dtype == DType.BF16) {
+            // decode: few tokens, so convert in registers and never touch a scratch row
+            long byteOff = (b.offset + (long) j0 * k) * 2;
+            for (int t = t0; t < t1; t++) {
+              if (rows == ROWS) {
+                bf16Tile1x4(a, aOff + t * k, b.segment, byteOff, k, acc);
+              } else {
+                for (int r = 0; r < rows; r++) {
+                  acc[r] = bf16Dot(a, aOff + t * k, b.segment, byteOff + (long) r * k * 2, k);
+                }
+              }
+              for (int r = 0; r < rows; r++) {
+                store(c, cOff + t * n + j0 + r, acc[r], alpha, beta);
+              }
+            }
+            continue;
+          }
           float[] wRows;
           int wOff;
           if (b.array != null) {
@@ -89,24 +112,26 @@ final class Matmul {
             wRows = w;
             wOff = 0;
           }
-          int t = t0;
           if (rows == ROWS) {
-            for (; t + TOKENS <= t1; t += TOKENS) {
-              tile4x4(a, aOff + t * k, wRows, wOff, k, acc);
-              for (int i = 0; i < TOKENS; i++) {
-                for (int r = 0; r < ROWS; r++) {
-                  store(c, cOff + (t + i) * n + j0 + r, acc[i * ROWS + r], alpha, beta);
-                }
+            // k in chunks of KC: the chunk of 4 weight rows stays in L1 while every token quad passes
+            java.util.Arrays.fill(part, 0, (t1 - t0) * ROWS, 0f);
+            for (int kc = 0; kc < k; kc += KC) {
+              int len = Math.min(KC, k - kc);
+              int t = t0;
+              for (; t + TOKENS <= t1; t += TOKENS) {
+                tile4x4(a, aOff + t * k + kc, k, wRows, wOff + kc, k, len, part, (t - t0) * ROWS);
+              }
+              for (; t < t1; t++) {
+                tile1x4(a, aOff + t * k + kc, wRows, wOff + kc, k, len, part, (t - t0) * ROWS);
               }
             }
-            for (; t < t1; t++) {
-              tile1x4(a, aOff + t * k, wRows, wOff, k, acc);
+            for (int t = t0; t < t1; t++) {
               for (int r = 0; r < ROWS; r++) {
-                store(c, cOff + t * n + j0 + r, acc[r], alpha, beta);
+                store(c, cOff + t * n + j0 + r, part[(t - t0) * ROWS + r], alpha, beta);
               }
             }
           } else {
-            for (; t < t1; t++) {
+            for (int t = t0; t < t1; t++) {
               for (int r = 0; r < rows; r++) {
                 store(c, cOff + t * n + j0 + r, dot(a, aOff + t * k, wRows, wOff + r * k, k), alpha, beta);
               }
@@ -130,15 +155,19 @@ final class Matmul {
     return s;
   }
 
-  /** acc[i*4 + r] = A[i,:] . W[r,:] for 4 activation rows and 4 weight rows. */
-  private static void tile4x4(float[] a, int aOff, float[] w, int wOff, int k, float[] acc) {
+  /**
+   * acc[accOff + i*4 + r] += A[i, 0..len) . W[r, 0..len) for 4 activation rows (stride lda) and 4
+   * weight rows (stride ldw).
+   */
+  private static void tile4x4(float[] a, int aOff, int lda, float[] w, int wOff, int ldw, int len,
+      float[] acc, int accOff) {
     FloatVector s00 = FloatVector.zero(F), s01 = s00, s02 = s00, s03 = s00;
     FloatVector s10 = s00, s11 = s00, s12 = s00, s13 = s00;
     FloatVector s20 = s00, s21 = s00, s22 = s00, s23 = s00;
     FloatVector s30 = s00, s31 = s00, s32 = s00, s33 = s00;
-    int bound = F.loopBound(k);
-    int a0 = aOff, a1 = aOff + k, a2 = aOff + 2 * k, a3 = aOff + 3 * k;
-    int w0 = wOff, w1 = wOff + k, w2 = wOff + 2 * k, w3 = wOff + 3 * k;
+    int bound = F.loopBound(len);
+    int a0 = aOff, a1 = aOff + lda, a2 = aOff + 2 * lda, a3 = aOff + 3 * lda;
+    int w0 = wOff, w1 = wOff + ldw, w2 = wOff + 2 * ldw, w3 = wOff + 3 * ldw;
     int x = 0;
     for (; x < bound; x += L) {
       FloatVector b0 = FloatVector.fromArray(F, w, w0 + x);
@@ -154,35 +183,73 @@ final class Matmul {
       v = FloatVector.fromArray(F, a, a3 + x);
       s30 = v.fma(b0, s30); s31 = v.fma(b1, s31); s32 = v.fma(b2, s32); s33 = v.fma(b3, s33);
     }
-    acc[0] = sum(s00); acc[1] = sum(s01);
-    acc[2] = sum(s02); acc[3] = sum(s03);
-    acc[4] = sum(s10); acc[5] = sum(s11);
-    acc[6] = sum(s12); acc[7] = sum(s13);
-    acc[8] = sum(s20); acc[9] = sum(s21);
-    acc[10] = sum(s22); acc[11] = sum(s23);
-    acc[12] = sum(s30); acc[13] = sum(s31);
-    acc[14] = sum(s32); acc[15] = sum(s33);
-    for (; x < k; x++) {
+    int o = accOff;
+    acc[o] += sum(s00); acc[o + 1] += sum(s01);
+    acc[o + 2] += sum(s02); acc[o + 3] += sum(s03);
+    acc[o + 4] += sum(s10); acc[o + 5] += sum(s11);
+    acc[o + 6] += sum(s12); acc[o + 7] += sum(s13);
+    acc[o + 8] += sum(s20); acc[o + 9] += sum(s21);
+    acc[o + 10] += sum(s22); acc[o + 11] += sum(s23);
+    acc[o + 12] += sum(s30); acc[o + 13] += sum(s31);
+    acc[o + 14] += sum(s32); acc[o + 15] += sum(s33);
+    for (; x < len; x++) {
       for (int i = 0; i < 4; i++) {
-        float ai = a[aOff + i * k + x];
+        float ai = a[aOff + i * lda + x];
         for (int r = 0; r < 4; r++) {
-          acc[i * 4 + r] += ai * w[wOff + r * k + x];
+          acc[o + i * 4 + r] += ai * w[wOff + r * ldw + x];
         }
       }
     }
   }
 
-  /** acc[r] = A[0,:] . W[r,:] for one activation row and 4 weight rows (decode). */
-  private static void tile1x4(float[] a, int aOff, float[] w, int wOff, int k, float[] acc) {
+  /** acc[accOff + r] += A[0, 0..len) . W[r, 0..len) for one activation row and 4 weight rows. */
+  private static void tile1x4(float[] a, int aOff, float[] w, int wOff, int ldw, int len,
+      float[] acc, int accOff) {
     FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-    int bound = F.loopBound(k);
+    int bound = F.loopBound(len);
     int x = 0;
     for (; x < bound; x += L) {
       FloatVector v = FloatVector.fromArray(F, a, aOff + x);
       s0 = v.fma(FloatVector.fromArray(F, w, wOff + x), s0);
-      s1 = v.fma(FloatVector.fromArray(F, w, wOff + k + x), s1);
-      s2 = v.fma(FloatVector.fromArray(F, w, wOff + 2 * k + x), s2);
-      s3 = v.fma(FloatVector.fromArray(F, w, wOff + 3 * k + x), s3);
+      s1 = v.fma(FloatVector.fromArray(F, w, wOff + ldw + x), s1);
+      s2 = v.fma(FloatVector.fromArray(F, w, wOff + 2 * ldw + x), s2);
+      s3 = v.fma(FloatVector.fromArray(F, w, wOff + 3 * ldw + x), s3);
+    }
+    acc[accOff] += sum(s0);
+    acc[accOff + 1] += sum(s1);
+    acc[accOff + 2] += sum(s2);
+    acc[accOff + 3] += sum(s3);
+    for (; x < len; x++) {
+      float ax = a[aOff + x];
+      for (int r = 0; r < 4; r++) {
+        acc[accOff + r] += ax * w[wOff + r * ldw + x];
+      }
+    }
+  }
+
+  private static FloatVector bf16(MemorySegment seg, long byteOff) {
+    ShortVector s = ShortVector.fromMemorySegment(S, seg, byteOff, ByteOrder.LITTLE_ENDIAN);
+    return ((IntVector) s.convertShape(VectorOperators.S2I, I, 0))
+        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+  }
+
+  private static float bf16At(MemorySegment seg, long byteOff) {
+    return Float.intBitsToFloat((seg.get(CpuTensor.SHORT_LE, byteOff) & 0xffff) << 16);
+  }
+
+  /** acc[r] = A[0,:] . W[r,:] for 4 bf16 weight rows read straight from {@code seg} (decode). */
+  private static void bf16Tile1x4(float[] a, int aOff, MemorySegment seg, long wOff, int k, float[] acc) {
+    FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+    long rowBytes = 2L * k;
+    int bound = F.loopBound(k);
+    int x = 0;
+    for (; x < bound; x += L) {
+      FloatVector v = FloatVector.fromArray(F, a, aOff + x);
+      long o = wOff + 2L * x;
+      s0 = v.fma(bf16(seg, o), s0);
+      s1 = v.fma(bf16(seg, o + rowBytes), s1);
+      s2 = v.fma(bf16(seg, o + 2 * rowBytes), s2);
+      s3 = v.fma(bf16(seg, o + 3 * rowBytes), s3);
     }
     acc[0] = sum(s0);
     acc[1] = sum(s1);
@@ -191,7 +258,7 @@ final class Matmul {
     for (; x < k; x++) {
       float ax = a[aOff + x];
       for (int r = 0; r < 4; r++) {
-        acc[r] += ax * w[wOff + r * k + x];
+        acc[r] += ax * bf16At(seg, wOff + r * rowBytes + 2L * x);
       }
     }
   }
@@ -221,6 +288,20 @@ final class Matmul {
       v = v.add(v.rearrange(f));
     }
     return v.lane(0);
+  }
+
+  private static float bf16Dot(float[] a, int aOff, MemorySegment seg, long wOff, int k) {
+    FloatVector s = FloatVector.zero(F);
+    int bound = F.loopBound(k);
+    int x = 0;
+    for (; x < bound; x += L) {
+      s = FloatVector.fromArray(F, a, aOff + x).fma(bf16(seg, wOff + 2L * x), s);
+    }
+    float r = sum(s);
+    for (; x < k; x++) {
+      r += a[aOff + x] * bf16At(seg, wOff + 2L * x);
+    }
+    return r;
   }
 
   static float dot(float[] a, int aOff, float[] b, int bOff, int k) {

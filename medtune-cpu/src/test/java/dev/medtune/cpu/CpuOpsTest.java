@@ -119,6 +119,29 @@ class CpuOpsTest {
   }
 
   @Test
+  void residentWeightsGiveTheSameBitsAsMappedWeights() {
+    int m = 5, n = 9, k = 40;
+    float[] x = randoms(m * k);
+    try (Backend resident = CpuBackendProvider.create(2, true)) {
+      for (DType dtype : DType.values()) {
+        float[] w = randoms(n * k);
+        Tensor mapped = weight(dtype, w, new float[w.length], n, k);
+        MemorySegment seg = ((CpuTensor) mapped).segment;
+        Tensor copy = resident.weight(new TensorInfo("test.weight", dtype, new long[] {n, k}, seg));
+        Tensor c1 = cpu.allocate(m, n);
+        Tensor c2 = resident.allocate(m, n);
+        cpu.matmul(c1, buffer(x, m, k), false, mapped, true, m, n, k, 1f, 0f);
+        Tensor x2 = resident.allocate(m, k);
+        resident.copyFromHost(x, x2, 0);
+        resident.matmul(c2, x2, false, copy, true, m, n, k, 1f, 0f);
+        float[] r2 = new float[m * n];
+        resident.copyToHost(c2, 0, r2, r2.length);
+        assertEquals(java.util.Arrays.toString(read(c1)), java.util.Arrays.toString(r2), dtype.toString());
+      }
+    }
+  }
+
+  @Test
   void heapFloat32WeightsTakeTheSamePath() {
     int m = 6, n = 10, k = 37;
     float[] x = randoms(m * k);

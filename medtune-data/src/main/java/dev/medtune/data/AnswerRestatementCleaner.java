@@ -83,7 +83,7 @@ final class AnswerRestatementCleaner extends ExplanationCleaner {
   String clean(String explanation, List<String> options, int answerIndex) {
     String s = explanation;
     int first = 0;
-    while (first < s.length() && Character.isWhitespace(s.charAt(first))) {
+    while (first < s.length() && Words.isPythonSpace(s.charAt(first))) {
       first++;
     }
     if (first == s.length() || "aAbBcCdD([".indexOf(s.charAt(first)) < 0) {

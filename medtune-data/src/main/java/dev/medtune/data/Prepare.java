@@ -2,14 +2,12 @@ package dev.medtune.data;
 
 import com.fasterxml.jackson.annotation.JsonPropertyOrder;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.OutputStreamWriter;
-import java.io.UncheckedIOException;
 import java.math.BigDecimal;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -104,7 +102,8 @@ public final class Prepare {
       this.out = out;
       this.cleaner = ExplanationCleaner.of(o.cleaner());
       this.order = order(o.order());
-      this.kept = new PriorityQueue<>(Math.min(o.limit(), 1 << 16) + 1, order.reversed());
+      Comparator<Candidate> worstFirst = (a, b) -> order.compare(b, a);
+      this.kept = new PriorityQueue<>(Math.min(o.limit(), 1 << 16) + 1, worstFirst);
       try {
         this.rejectedOut = Files.newBufferedWriter(out.temp().resolve("rejected.jsonl"));
       } catch (IOException e) {
@@ -116,18 +115,18 @@ public final class Prepare {
       MedMcqaReader reader = new MedMcqaReader(out.temp());
       String keepChoiceType = o.choiceType() == PrepareOptions.ChoiceType.ALL
           ? null : o.choiceType().name().toLowerCase(Locale.ROOT);
-      for (Path file : inputs.files()) {
-        copBase = o.copBase();
-        copBaseFrom = o.copBase() == null ? null : "--cop-base";
-        pending.clear();
-        fileRecords = 0;
-        reader.read(file, keepChoiceType, this);
-        endFile(file);
-      }
-      try {
-        rejectedOut.close();
+      try (rejectedOut) {
+        for (Path file : inputs.files()) {
+          copBase = o.copBase();
+          copBaseFrom = o.copBase() == null ? null : "--cop-base";
+          pending.clear();
+          fileRecords = 0;
+          reader.read(file, keepChoiceType, this);
+          endFile(file);
+        }
       } catch (IOException e) {
-        throw new UncheckedIOException(e);
+        throw new PrepareException(out.temp() + ": cannot write rejected.jsonl: " + e.getMessage(),
+            e);
       }
       if (records == 0) {
         throw new PrepareException(o.input() + ": no MedMCQA records in the input");
@@ -262,7 +261,8 @@ public final class Prepare {
                 + " with " + copBase + "-based cop, " + copBaseFrom + ")");
         return;
       }
-      List<String> options = r.options().stream().map(String::strip).toList();
+      List<String> options = List.of(r.options().get(0).strip(), r.options().get(1).strip(),
+          r.options().get(2).strip(), r.options().get(3).strip());
       String answer = options.get(index);
       // stage 4: cleanup
       String exp = r.exp() == null ? "" : r.exp();
@@ -474,13 +474,16 @@ public final class Prepare {
     }
   }
 
+  /** Smaller is selected first; ties by source order. Plain comparisons: this runs per row. */
   private static Comparator<Candidate> order(PrepareOptions.Order order) {
-    Comparator<Candidate> bySeq = Comparator.comparingLong(Candidate::seq);
     return switch (order) {
-      case SHORTEST -> Comparator.comparingInt(Candidate::words).thenComparing(bySeq);
-      case LONGEST -> Comparator.comparingInt((Candidate c) -> -c.words()).thenComparing(bySeq);
-      case RANDOM -> Comparator.comparingLong(Candidate::randomKey).thenComparing(bySeq);
-      case SOURCE -> bySeq;
+      case SHORTEST -> (a, b) -> a.words() != b.words()
+          ? Integer.compare(a.words(), b.words()) : Long.compare(a.seq(), b.seq());
+      case LONGEST -> (a, b) -> a.words() != b.words()
+          ? Integer.compare(b.words(), a.words()) : Long.compare(a.seq(), b.seq());
+      case RANDOM -> (a, b) -> a.randomKey() != b.randomKey()
+          ? Long.compare(a.randomKey(), b.randomKey()) : Long.compare(a.seq(), b.seq());
+      case SOURCE -> (a, b) -> Long.compare(a.seq(), b.seq());
     };
   }
 

@@ -38,8 +38,7 @@ final class Words {
    * lower case, runs of whitespace as one space, no surrounding spaces or final full stops.
    */
   static String normalise(String s) {
-    String t = (ascii(s) ? s : Normalizer.normalize(s, Normalizer.Form.NFKC))
-        .toLowerCase(Locale.ROOT);
+    String t = ascii(s) ? s : Normalizer.normalize(s, Normalizer.Form.NFKC);
     StringBuilder b = new StringBuilder(t.length());
     boolean space = false;
     for (int i = 0; i < t.length(); i++) {
@@ -59,7 +58,7 @@ final class Words {
       end--;
     }
     b.setLength(end);
-    return b.toString();
+    return b.toString().toLowerCase(Locale.ROOT);
   }
 
   /** NFKC leaves ASCII as it is; checking is much cheaper than normalising. */

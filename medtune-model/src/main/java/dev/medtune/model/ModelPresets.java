@@ -39,7 +39,7 @@ public final class ModelPresets {
         "Llama 3.1 8B shape: 32 layers, width 4096, 32/8 heads, bf16 (16 GB, 4 shards)"));
     add(new Preset("llama-3.1-70b", new LlamaConfig(8192, 28672, 80, 64, 8, 128, 128256, 131072,
         1e-5, 500000.0, LLAMA31_SCALING, false, 128000, new int[] {128001}, "bfloat16"), DType.BF16,
-        128000, "Llama 3.1 70B shape: 80 layers, width 8192, 64/8 heads, bf16 (141 GB, 29 shards)"));
+        128000, "Llama 3.1 70B shape: 80 layers, width 8192, 64/8 heads, bf16 (141 GB, 30 shards)"));
   }
 
   private static void add(Preset p) {

@@ -34,45 +34,71 @@ import jdk.incubator.vector.VectorSpecies;
 public final class CpuForwardBench {
 
   private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+  private static final com.sun.management.OperatingSystemMXBean OS =
+      (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+  private static final java.lang.management.ThreadMXBean THREADS = java.lang.management.ManagementFactory.getThreadMXBean();
+
+  /**
+   * A rate measured two ways: per second of wall time, and per second of CPU time spread over
+   * the threads ({@code work / (cpu seconds / threads)}), which is what the run would reach with
+   * the cores to itself. The second makes a run on shared, busy cores readable.
+   */
+  record Rate(double wall, double cpu) {}
 
   public static void main(String[] args) throws Exception {
     Path modelDir = Path.of(args[0]);
     Path results = Path.of(args[1]);
     String commit = args[2];
     int promptTokens = args.length > 3 ? Integer.parseInt(args[3]) : 128;
-    int decodeTokens = args.length > 4 ? Integer.parseInt(args[4]) : 16;
+    int decodeTokens = args.length > 4 ? Integer.parseInt(args[4]) : 8;
     int threads = Runtime.getRuntime().availableProcessors();
 
-    double bandwidth = bandwidth(threads);
-    System.out.printf("memory bandwidth (copy, read+written): %.2f GB/s%n", bandwidth / 1e9);
-    double fma = fmaRate(threads);
-    System.out.printf("float32 FMA rate: %.1f GFLOP/s (%d threads, %d-lane vectors)%n", fma / 1e9, threads, F.length());
+    Rate bandwidth = bandwidth(threads);
+    System.out.printf("memory bandwidth (copy, read+written): %.2f GB/s wall, %.2f GB/s per CPU time%n",
+        bandwidth.wall() / 1e9, bandwidth.cpu() / 1e9);
+    Rate fma = fmaRate(threads);
+    System.out.printf("float32 FMA rate: %.1f GFLOP/s wall, %.1f GFLOP/s per CPU time (%d threads, %d-lane vectors)%n",
+        fma.wall() / 1e9, fma.cpu() / 1e9, threads, F.length());
 
-    double prefill = 0, decode = 0;
-    long weightBytes;
-    double flopsPerPrefillToken;
-    LlamaConfig c;
-    try (Checkpoint ckpt = Checkpoint.open(modelDir); Backend cpu = CpuBackendProvider.create(threads)) {
-      c = ckpt.config();
-      weightBytes = weightBytesPerToken(ckpt);
-      Llama model = new Llama(ckpt, cpu, promptTokens, 1, promptTokens + decodeTokens + 1);
-      Generator generator = new Generator(model, model.newCache(1));
-      Random random = new Random(1);
-      int[] prompt = new int[promptTokens];
-      for (int i = 0; i < promptTokens; i++) {
-        prompt[i] = random.nextInt(c.vocabSize());
-      }
-      // stop only on the token limit: a random model may emit an EOS id early
-      Sampler.Params greedy = Sampler.Params.greedy();
-      generator.generate(List.of(java.util.Arrays.copyOf(prompt, 16)), greedy, 4, (p, t, e) -> {}); // JIT warm-up
-      for (int rep = 0; rep < 3; rep++) {
-        Generator.Result r = generator.generate(List.of(prompt), greedy, decodeTokens, (p, t, e) -> {});
-        prefill = Math.max(prefill, r.prefillTokensPerSecond());
-        if (r.decodeTokens() >= 4) {
-          decode = Math.max(decode, r.decodeTokensPerSecond());
+    StringBuilder rows = new StringBuilder();
+    LlamaConfig c = null;
+    long weightBytes = 0;
+    double flopsPerPrefillToken = 0;
+    for (boolean resident : new boolean[] {false, true}) {
+      String mode = resident ? "resident" : "mapped";
+      double prefillWall = 0, prefillCpu = 0, decodeWall = 0, decodeCpu = 0;
+      try (Checkpoint ckpt = Checkpoint.open(modelDir); Backend cpu = CpuBackendProvider.create(threads, resident)) {
+        c = ckpt.config();
+        weightBytes = weightBytesPerToken(ckpt);
+        Llama model = new Llama(ckpt, cpu, promptTokens, 1, promptTokens + decodeTokens + 1);
+        Generator generator = new Generator(model, model.newCache(1));
+        Random random = new Random(1);
+        int[] prompt = new int[promptTokens];
+        for (int i = 0; i < promptTokens; i++) {
+          prompt[i] = random.nextInt(c.vocabSize());
         }
-        System.out.printf("run %d: prefill %.1f tokens/s, decode %.2f tokens/s (%d tokens)%n", rep + 1,
-            r.prefillTokensPerSecond(), r.decodeTokensPerSecond(), r.decodeTokens());
+        Sampler.Params greedy = Sampler.Params.greedy();
+        generator.generate(List.of(java.util.Arrays.copyOf(prompt, 16)), greedy, 4, (p, t, e) -> {}); // JIT warm-up
+        for (int rep = 0; rep < 2; rep++) { // best of two: the cores are shared
+          long[] cpuAtFirstToken = {-1};
+          long c0 = OS.getProcessCpuTime();
+          Generator.Result r = generator.generate(List.of(prompt), greedy, decodeTokens, (p, t, e) -> {
+            if (cpuAtFirstToken[0] < 0) {
+              cpuAtFirstToken[0] = OS.getProcessCpuTime(); // prefill ends with the first token
+            }
+          });
+          long c1 = OS.getProcessCpuTime();
+          double pCpu = r.prefillTokens() / ((cpuAtFirstToken[0] - c0) / 1e9 / threads);
+          double dCpu = r.decodeTokens() / ((c1 - cpuAtFirstToken[0]) / 1e9 / threads);
+          prefillWall = Math.max(prefillWall, r.prefillTokensPerSecond());
+          prefillCpu = Math.max(prefillCpu, pCpu);
+          if (r.decodeTokens() >= 4) { // a random model may end early on an EOS id
+            decodeWall = Math.max(decodeWall, r.decodeTokensPerSecond());
+            decodeCpu = Math.max(decodeCpu, dCpu);
+          }
+          System.out.printf("%s weights, run %d: prefill %.2f tokens/s wall (%.2f per CPU time), decode %.3f tokens/s wall (%.3f per CPU time, %d tokens)%n",
+              mode, rep + 1, r.prefillTokensPerSecond(), pCpu, r.decodeTokensPerSecond(), dCpu, r.decodeTokens());
+        }
       }
       long layerMatmulParams = (long) c.numLayers() * ((long) c.hiddenSize() * c.numHeads() * c.headDim() * 2
           + (long) c.hiddenSize() * c.kvDim() * 2 + 3L * c.hiddenSize() * c.intermediateSize());
@@ -80,33 +106,48 @@ public final class CpuForwardBench {
       double attention = 4.0 * avgContext * c.numHeads() * c.headDim() * c.numLayers();
       double lmHead = 2.0 * c.vocabSize() * c.hiddenSize() / promptTokens; // logits of the last token only
       flopsPerPrefillToken = 2.0 * layerMatmulParams + attention + lmHead;
+      double decodeLimitWall = bandwidth.wall() / weightBytes;
+      double decodeLimitCpu = bandwidth.cpu() / weightBytes;
+      double prefillLimitWall = fma.wall() / flopsPerPrefillToken;
+      double prefillLimitCpu = fma.cpu() / flopsPerPrefillToken;
+      System.out.printf("%s: decode %.3f tokens/s wall of a %.2f limit -> %.0f%%; per CPU time %.3f of %.2f -> %.0f%%%n",
+          mode, decodeWall, decodeLimitWall, 100 * decodeWall / decodeLimitWall, decodeCpu, decodeLimitCpu, 100 * decodeCpu / decodeLimitCpu);
+      System.out.printf("%s: prefill %.2f tokens/s wall of a %.2f limit -> %.0f%%; per CPU time %.2f of %.2f -> %.0f%%%n",
+          mode, prefillWall, prefillLimitWall, 100 * prefillWall / prefillLimitWall, prefillCpu, prefillLimitCpu, 100 * prefillCpu / prefillLimitCpu);
+      rows.append(String.format(java.util.Locale.ROOT,
+          "| decode, batch 1, %d new tokens, %s weights (tokens/s) | %.3f / %.2f | %.0f%% | %.3f / %.2f | %.0f%% | 70%% |%n",
+          decodeTokens, mode, decodeWall, decodeLimitWall, 100 * decodeWall / decodeLimitWall,
+          decodeCpu, decodeLimitCpu, 100 * decodeCpu / decodeLimitCpu));
+      rows.append(String.format(java.util.Locale.ROOT,
+          "| prefill, %d-token prompt, %s weights (tokens/s) | %.2f / %.2f | %.0f%% | %.2f / %.2f | %.0f%% | 50%% |%n",
+          promptTokens, mode, prefillWall, prefillLimitWall, 100 * prefillWall / prefillLimitWall,
+          prefillCpu, prefillLimitCpu, 100 * prefillCpu / prefillLimitCpu));
     }
-    double decodeLimit = bandwidth / weightBytes;
-    double prefillLimit = fma / flopsPerPrefillToken;
-    System.out.printf("decode: %.2f tokens/s; bandwidth limit %.2f tokens/s (%.2f GB per token) -> %.0f%%%n",
-        decode, decodeLimit, weightBytes / 1e9, 100 * decode / decodeLimit);
-    System.out.printf("prefill: %.1f tokens/s = %.1f GFLOP/s; FMA limit %.1f tokens/s -> %.0f%%%n",
-        prefill, prefill * flopsPerPrefillToken / 1e9, prefillLimit, 100 * prefill / prefillLimit);
 
-    String cpuName = cpuModel();
     String date = ZonedDateTime.now(ZoneOffset.UTC).format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm 'UTC'"));
-    String entry = String.format("""
+    String entry = String.format(java.util.Locale.ROOT, """
 
         ## cpu-forward: %s, commit %s
 
-        Machine: %s, %d cores (shared with other jobs: CPU figures are noisy, read the ratios), Java %s,
-        float32 x%d vectors. Model: `%s` (%s), %.2f GB of weights read per decoded token.
-        Same-run baselines: memory bandwidth %.2f GB/s (array copy on all cores, bytes read + written),
-        float32 FMA rate %.1f GFLOP/s (Vector API FMA loop on all cores).
+        Machine: %s, %d cores shared with other jobs (load average %.1f at the end: wall-clock
+        figures are noisy; the CPU-time columns divide the work by the CPU time the run actually
+        got, spread over its %d threads), Java %s, float32 x%d vectors. Model: `%s` (`%s`
+        weights, %.2f GB read per decoded token). Same-run baselines: memory bandwidth (array copy
+        on all cores, bytes read + written) %.2f GB/s wall, %.2f GB/s per CPU time; float32 FMA
+        rate (Vector API FMA loop on all cores) %.1f GFLOP/s wall, %.1f GFLOP/s per CPU time.
 
-        | figure | measured | limit (same run) | fraction | target |
-        | --- | --- | --- | --- | --- |
-        | decode, batch 1, %d new tokens | %.2f tokens/s | %.2f tokens/s (bandwidth / bytes per token) | %.0f%% | 70%% |
-        | prefill, %d-token prompt | %.1f tokens/s (%.1f GFLOP/s) | %.1f tokens/s (FMA rate / FLOP per token) | %.0f%% | 50%% |
-        """, date, commit, cpuName, Runtime.getRuntime().availableProcessors(), Runtime.version(), F.length(),
-        modelDir.getFileName(), c.torchDtype(), weightBytes / 1e9, bandwidth / 1e9, fma / 1e9,
-        decodeTokens, decode, decodeLimit, 100 * decode / decodeLimit,
-        promptTokens, prefill, prefill * flopsPerPrefillToken / 1e9, prefillLimit, 100 * prefill / prefillLimit);
+        | figure | wall clock: measured / limit | fraction | per CPU time: measured / limit | fraction | target |
+        | --- | --- | --- | --- | --- | --- |
+        %s
+
+        Limits: decode = bandwidth / bytes of weights per token; prefill = FMA rate / %.2f GFLOP per
+        token (2 x matmul parameters + attention; lm_head for the last token only). Weights
+        "mapped" are read from the memory-mapped file (the default); "resident" are copied once,
+        in bf16, into process memory (`MEDTUNE_CPU_WEIGHTS=resident`).
+        """, date, commit, cpuModel(), threads, OS.getSystemLoadAverage(), threads, Runtime.version(),
+        F.length(), modelDir.getFileName(), c.torchDtype(), weightBytes / 1e9,
+        bandwidth.wall() / 1e9, bandwidth.cpu() / 1e9, fma.wall() / 1e9, fma.cpu() / 1e9,
+        rows.toString().strip(), flopsPerPrefillToken / 1e9);
     Files.writeString(results, entry, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
     System.out.println("appended to " + results);
   }
@@ -125,51 +166,65 @@ public final class CpuForwardBench {
   }
 
   /** Best of five copies of 256 MiB per direction split over all threads: (read + written bytes) / s. */
-  public static double bandwidth(int threads) throws InterruptedException {
+  public static Rate bandwidth(int threads) throws InterruptedException {
     int n = 64 << 20; // floats: 256 MiB
     float[] src = new float[n];
     float[] dst = new float[n];
     java.util.Arrays.fill(src, 1f);
-    double best = 0;
+    java.util.Arrays.fill(dst, 2f);
+    double best = 0, bestCpu = 0;
     for (int rep = 0; rep < 5; rep++) {
       Thread[] ts = new Thread[threads];
       int chunk = n / threads;
+      java.util.concurrent.atomic.AtomicLong cpu = new java.util.concurrent.atomic.AtomicLong();
       long t0 = System.nanoTime();
       for (int i = 0; i < threads; i++) {
         int from = i * chunk;
         int len = i == threads - 1 ? n - from : chunk;
-        ts[i] = Thread.ofPlatform().start(() -> System.arraycopy(src, from, dst, from, len));
+        ts[i] = Thread.ofPlatform().start(() -> {
+          long c0 = THREADS.getCurrentThreadCpuTime();
+          System.arraycopy(src, from, dst, from, len);
+          cpu.addAndGet(THREADS.getCurrentThreadCpuTime() - c0);
+        });
       }
       for (Thread t : ts) {
         t.join();
       }
       long dt = System.nanoTime() - t0;
       best = Math.max(best, 2.0 * 4 * n / (dt / 1e9));
+      bestCpu = Math.max(bestCpu, 2.0 * 4 * n / (cpu.get() / 1e9 / threads));
     }
-    return best;
+    return new Rate(best, bestCpu);
   }
 
   /** Best of five: every thread runs 12 independent FMA chains on registers. */
-  public static double fmaRate(int threads) throws InterruptedException {
+  public static Rate fmaRate(int threads) throws InterruptedException {
     long iterations = 20_000_000;
-    double best = 0;
+    double best = 0, bestCpu = 0;
     DoubleAdder sink = new DoubleAdder();
     for (int rep = 0; rep < 5; rep++) {
       Thread[] ts = new Thread[threads];
+      java.util.concurrent.atomic.AtomicLong cpu = new java.util.concurrent.atomic.AtomicLong();
       long t0 = System.nanoTime();
       for (int i = 0; i < threads; i++) {
-        ts[i] = Thread.ofPlatform().start(() -> sink.add(fmaLoop(iterations)));
+        ts[i] = Thread.ofPlatform().start(() -> {
+          long c0 = THREADS.getCurrentThreadCpuTime();
+          sink.add(fmaLoop(iterations));
+          cpu.addAndGet(THREADS.getCurrentThreadCpuTime() - c0);
+        });
       }
       for (Thread t : ts) {
         t.join();
       }
       long dt = System.nanoTime() - t0;
-      best = Math.max(best, threads * iterations * 12.0 * 2 * F.length() / (dt / 1e9));
+      double flops = threads * iterations * 12.0 * 2 * F.length();
+      best = Math.max(best, flops / (dt / 1e9));
+      bestCpu = Math.max(bestCpu, flops / (cpu.get() / 1e9 / threads));
     }
     if (sink.sum() == 42) {
       System.out.println(); // keeps the loop's result alive
     }
-    return best;
+    return new Rate(best, bestCpu);
   }
 
   private static float fmaLoop(long iterations) {

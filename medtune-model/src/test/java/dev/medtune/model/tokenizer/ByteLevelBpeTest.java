@@ -80,4 +80,26 @@ class ByteLevelBpeTest {
       assertEquals(t, tok.decode(ids));
     }
   }
+
+  @Test
+  void streamingRandomTokensEqualsDecodeEvenForInvalidUtf8() {
+    // random ids make malformed UTF-8 (lone continuation bytes, cut sequences): the streamed text
+    // must still equal the tokenizers library's lossy decode, U+FFFD for U+FFFD
+    try (LlamaTokenizer tok = write(768)) {
+      java.util.SplittableRandom r = new java.util.SplittableRandom(42);
+      for (int trial = 0; trial < 200; trial++) {
+        int[] ids = new int[1 + r.nextInt(12)];
+        for (int i = 0; i < ids.length; i++) {
+          ids[i] = r.nextInt(10) == 0 ? 768 + r.nextInt(10) : r.nextInt(768);
+        }
+        StreamingDecoder sd = tok.streamingDecoder();
+        StringBuilder sb = new StringBuilder();
+        for (int id : ids) {
+          sb.append(sd.push(id));
+        }
+        sb.append(sd.flush());
+        assertEquals(tok.decode(ids), sb.toString(), java.util.Arrays.toString(ids));
+      }
+    }
+  }
 }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (no Java, no Maven there): unpacks the Java runtime, runs the CUDA tests
+# with the JUnit console launcher (every op against the CPU backend, the fixtures' logits and
+# greedy continuations against transformers), prints the table of checks, then the decode
+# benchmark (llama-3.2-1b shape, bf16). Logs go to $OUT. Prepared here by cuda/prepare-device.sh;
+# the device call carries .device/cuda and .device/jre.tgz and runs:
+#   bash .device/cuda/run-on-gpu.sh [tests|bench|all]      (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b")
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+what=${1:-all}
+out=${OUT:-/tmp/medtune-cuda-out}
+mkdir -p "$out"
+jre=${JRE_TGZ:-$here/../jre.tgz}
+tar xzf "$jre" -C /tmp || { echo "run-on-gpu.sh: no Java runtime at $jre (make it with /work/shared/tools/device-jre.sh)" >&2; exit 1; }
+export JAVA_HOME=/tmp/jre PATH=/tmp/jre/bin:$PATH
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export MEDTUNE_CUDA_CACHE=${MEDTUNE_CUDA_CACHE:-/tmp/medtune-cuda-cache}
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.memory --format=csv 2>&1 | tee "$out/gpu.txt"
+ls /usr/local/cuda/lib64/ | grep -E "nvrtc|cublasLt" | tee -a "$out/gpu.txt"
+cp="$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')$here/test-classes"
+jvm=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx16g)
+status=0
+if [[ $what == all || $what == tests ]]; then
+  : > "$out/checks.md"
+  java "${jvm[@]}" -Dmedtune.cuda.report="$out/checks.md" -jar "$here"/lib/junit-platform-console-standalone-*.jar \
+    execute --class-path "$cp" --select-package dev.medtune.cuda --details=tree --disable-banner --disable-ansi-colors > "$out/tests.log" 2>&1
+  status=$?
+  grep -E "CUDA backend:|✘|MethodSource|=>|tests (successful|failed|aborted|skipped)" "$out/tests.log" | head -60
+  echo
+  echo "| op | case | max error | tolerance | result |"
+  echo "|---|---|---|---|---|"
+  cat "$out/checks.md"
+  echo "tests exit status: $status"
+fi
+if [[ $what == all || $what == bench ]]; then
+  # BENCH_SHAPES: llama-3.2-1b (2.5 GB) and/or llama-3.1-8b (16 GB, written to /tmp first)
+  for shape in ${BENCH_SHAPES:-llama-3.2-1b}; do
+    java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaDecodeBench "/tmp/medtune-$shape" "$out/bench.md" \
+      "${BENCH_TOKENS:-256}" "$(cat "$here/commit" 2>/dev/null || echo unknown)" "$shape" 2>&1 | tee -a "$out/bench.log" \
+      || status=1
+    rm -rf "/tmp/medtune-$shape"
+  done
+fi
+exit $status

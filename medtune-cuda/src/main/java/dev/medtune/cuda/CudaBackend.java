@@ -1,0 +1,681 @@
+package dev.medtune.cuda;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import dev.medtune.model.backend.Backend;
+import dev.medtune.model.backend.Tensor;
+import dev.medtune.model.safetensors.DType;
+import dev.medtune.model.safetensors.TensorInfo;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The backend SPI on one NVIDIA GPU: every matrix product goes to cuBLASLt, every other op is one
+ * of medtune's kernels ({@code dev/medtune/cuda/kernels/*.cu}, compiled by NVRTC for this GPU and
+ * cached), all queued in order on one stream. Activations are float32 as the SPI says; a product
+ * with a bf16 (f16) weight casts its float32 operand to bf16 (f16) and accumulates in float32,
+ * which is where this backend differs from the CPU reference (bf16 rounding of the activation
+ * entering each product); products with float32 weights are float32 throughout. Every op's math
+ * is stated on {@link Backend} and next to its kernel.
+ *
+ * <p>Token ids, slots and positions (host {@code int[]}) travel through a few page-locked staging
+ * buffers whose device copies are reused while their contents are unchanged, so the layers of a
+ * forward pass upload the positions once. Setting {@code MEDTUNE_CUDA_SYNC=1} waits after every op
+ * so that a failing kernel is named in the error.
+ */
+final class CudaBackend implements Backend {
+
+  private static final String[] KERNELS = {
+      "cast_to_16", "cast_to_f32", "embedding_forward", "rmsnorm_forward", "rope_forward",
+      "kv_store_forward", "attention_forward", "swiglu_forward", "add_forward", "softmax_forward"};
+  private static final int ELEMENTWISE_BLOCK = 256;
+  private static final int ATTENTION_BLOCK = 128;
+  private static final int INT_STAGES = 8;
+
+  private final Driver driver;
+  private final int device;
+  private final MemorySegment context;
+  private final MemorySegment stream;
+  private final MemorySegment module;
+  private final Map<String, MemorySegment> functions = new HashMap<>();
+  private final CublasLt blas;
+  private final String description;
+  private final int multiprocessors;
+  private final boolean syncEveryOp;
+
+  private final Arena arena = Arena.ofShared();
+  private final MemorySegment paramValues = arena.allocate(8L * 16, 8);
+  private final MemorySegment paramPointers = arena.allocate(ADDRESS, 16);
+  private final List<Long> allocations = new ArrayList<>();
+  private final IntStage[] intStages = new IntStage[INT_STAGES];
+  private long useClock;
+
+  private MemorySegment hostStage;   // page-locked, for float copies
+  private long scratch16;            // device, the bf16/f16 operand of a product
+  private long scratch16Bytes;
+  private long scratch32;            // device, a weight read back as float32
+  private long scratch32Bytes;
+  private Thread lastThread;
+  private boolean closed;
+  // what scratch16 holds: a 16-bit copy of castCount floats at castSource, while no op has written
+  // there since (q/k/v and gate/up read one normalised input: one cast serves three products)
+  private long castSource;
+  private long castCount;
+  private DType castDtype;
+  private boolean castValid;
+
+  /** A page-locked host buffer and its device twin for one int[] argument. */
+  private static final class IntStage {
+    MemorySegment host;
+    long device;
+    int capacity;
+    int[] contents = new int[0];
+    MemorySegment copied;  // event recorded after the last copy out of host
+    long lastUse;
+  }
+
+  CudaBackend(int ordinal) {
+    this.driver = Driver.get();
+    int count = driver.deviceCount();
+    if (ordinal >= count) {
+      throw new CudaException("CUDA device " + ordinal + " requested, " + count + " present");
+    }
+    this.device = driver.device(ordinal);
+    this.context = driver.primaryContextRetain(device);
+    driver.setCurrent(context);
+    lastThread = Thread.currentThread();
+    int major = driver.attribute(device, Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
+    int minor = driver.attribute(device, Driver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+    this.multiprocessors = driver.attribute(device, Driver.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+    this.stream = driver.streamCreate();
+    Nvrtc.Compiled cubin = Nvrtc.cubin(Nvrtc.source(), major, minor);
+    MemorySegment image = arena.allocate(cubin.image().length + 1L, 16);
+    MemorySegment.copy(MemorySegment.ofArray(cubin.image()), 0, image, 0, cubin.image().length);
+    this.module = driver.moduleLoadData(image);
+    for (String k : KERNELS) {
+      functions.put(k, driver.moduleGetFunction(module, k));
+    }
+    this.blas = new CublasLt(driver);
+    for (int i = 0; i < INT_STAGES; i++) {
+      intStages[i] = new IntStage();
+    }
+    this.syncEveryOp = "1".equals(System.getenv("MEDTUNE_CUDA_SYNC"));
+    int driverVersion = driver.driverVersion();
+    this.description = String.format("cuda (%s, %s, %d SMs, %.1f GiB, driver %d.%d, cuBLASLt %s, kernels %s)",
+        driver.deviceName(device), cubin.arch(), multiprocessors, driver.totalMemory(device) / (double) (1L << 30),
+        driverVersion / 1000, driverVersion % 1000 / 10, CublasLt.version(),
+        cubin.fromCache() ? "from cache" : "compiled by NVRTC");
+  }
+
+  @Override
+  public String name() {
+    return "cuda";
+  }
+
+  @Override
+  public String description() {
+    return description;
+  }
+
+  /** The device's name as the driver reports it, e.g. "NVIDIA H100 80GB HBM3". */
+  String deviceName() {
+    return driver.deviceName(device);
+  }
+
+  private void enter() {
+    if (closed) {
+      throw new IllegalStateException("the CUDA backend is closed");
+    }
+    Thread t = Thread.currentThread();
+    if (t != lastThread) {
+      driver.setCurrent(context);
+      lastThread = t;
+    }
+  }
+
+  private void after(String op) {
+    if (syncEveryOp) {
+      driver.streamSynchronize(stream, op);
+    }
+  }
+
+  // ---------------------------------------------------------------- memory
+
+  private long deviceAlloc(long bytes) {
+    long p = driver.memAlloc(Math.max(bytes, 4));
+    allocations.add(p);
+    return p;
+  }
+
+  private void deviceFree(long p) {
+    if (p != 0) {
+      allocations.remove(Long.valueOf(p));
+      driver.memFree(p);
+    }
+  }
+
+  @Override
+  public Tensor allocate(long... shape) {
+    enter();
+    long n = 1;
+    for (long d : shape) {
+      if (d <= 0) {
+        throw new IllegalArgumentException("allocate: bad shape " + Arrays.toString(shape));
+      }
+      n *= d;
+    }
+    long p = deviceAlloc(n * 4);
+    driver.memsetD32Async(p, 0, n, stream);
+    return new CudaTensor(DType.F32, shape, p, 0, n);
+  }
+
+  @Override
+  public Tensor weight(TensorInfo info) {
+    enter();
+    long expected = info.elementCount() * info.dtype().byteSize();
+    if (info.data().byteSize() != expected) {
+      throw new IllegalArgumentException("tensor " + info.name() + ": " + info.data().byteSize()
+          + " bytes for shape " + Arrays.toString(info.shape()) + " " + info.dtype()
+          + ", expected " + expected);
+    }
+    if (info.shape().length == 1) {
+      // vectors (norm weights) are tiny: float32 keeps the elementwise kernels to one dtype
+      float[] f = info.toFloatArray();
+      CudaTensor t = (CudaTensor) allocate(f.length);
+      copyFromHost(f, t, 0);
+      return new CudaTensor(DType.F32, info.shape(), t.base, 0, f.length);
+    }
+    long p = deviceAlloc(expected);
+    MemorySegment data = info.data();
+    if (data.isNative()) {
+      // a plain address: the mapped file is read by the copy, which returns once it is staged
+      driver.copyHtoDAsync(p, MemorySegment.ofAddress(data.address()), expected, stream);
+      driver.streamSynchronize(stream, "uploading " + info.name());
+    } else {
+      long chunk = 64L << 20;
+      for (long at = 0; at < expected; at += chunk) {
+        long len = Math.min(chunk, expected - at);
+        MemorySegment stage = hostStage(len);
+        MemorySegment.copy(data, at, stage, 0, len);
+        driver.copyHtoDAsync(p + at, stage, len, stream);
+        driver.streamSynchronize(stream, "uploading " + info.name());
+      }
+    }
+    return new CudaTensor(info.dtype(), info.shape(), p, 0, info.elementCount());
+  }
+
+  private MemorySegment hostStage(long bytes) {
+    if (hostStage == null || hostStage.byteSize() < bytes) {
+      if (hostStage != null) {
+        driver.streamSynchronize(stream, null);
+        driver.memFreeHost(hostStage);
+      }
+      hostStage = driver.memAllocHost(Math.max(bytes, 1L << 20));
+    }
+    return hostStage;
+  }
+
+  private static CudaTensor f32(Tensor t, String op, String what) {
+    CudaTensor c = (CudaTensor) t;
+    if (c.dtype != DType.F32) {
+      throw new IllegalArgumentException(op + ": " + what + " must be a float32 buffer made by allocate(), found a "
+          + c.dtype + " tensor of shape " + Arrays.toString(c.shape()));
+    }
+    return c;
+  }
+
+  private static void checkRange(CudaTensor t, long offset, long count, String op) {
+    if (offset < 0 || count < 0 || offset + count > t.size()) {
+      throw new IllegalArgumentException(op + ": " + count + " elements at " + offset + " are outside " + t);
+    }
+  }
+
+  @Override
+  public void copyFromHost(float[] src, Tensor dst, long offset) {
+    enter();
+    CudaTensor d = f32(dst, "copyFromHost", "the destination");
+    checkRange(d, offset, src.length, "copyFromHost");
+    long bytes = 4L * src.length;
+    MemorySegment stage = hostStage(bytes);
+    MemorySegment.copy(src, 0, stage, JAVA_FLOAT, 0, src.length);
+    driver.copyHtoDAsync(d.address(offset), stage, bytes, stream);
+    castValid = false;
+    driver.streamSynchronize(stream, "copyFromHost");
+  }
+
+  @Override
+  public void copyToHost(Tensor src, long offset, float[] dst, int count) {
+    enter();
+    CudaTensor s = (CudaTensor) src;
+    checkRange(s, offset, count, "copyToHost");
+    long bytes = 4L * count;
+    long from = s.address(offset);
+    if (s.dtype != DType.F32) {
+      if (scratch32Bytes < bytes) {
+        driver.streamSynchronize(stream, null);
+        deviceFree(scratch32);
+        scratch32Bytes = Math.max(bytes, 1L << 20);
+        scratch32 = deviceAlloc(scratch32Bytes);
+      }
+      launch("cast_to_f32", gridFor(count), ELEMENTWISE_BLOCK, 0, scratch32, from, code(s.dtype), (long) count);
+      from = scratch32;
+    }
+    MemorySegment stage = hostStage(bytes);
+    driver.copyDtoHAsync(stage, from, bytes, stream);
+    driver.streamSynchronize(stream, "the ops before copyToHost");
+    MemorySegment.copy(stage, JAVA_FLOAT, 0, dst, 0, count);
+  }
+
+  /** Uploads {@code values[0..count)} and returns their device address, reusing an unchanged upload. */
+  private long ints(int[] values, int count, String op) {
+    if (values.length < count) {
+      throw new IllegalArgumentException(op + ": " + count + " rows but only " + values.length + " ids");
+    }
+    useClock++;
+    IntStage lru = intStages[0];
+    for (IntStage s : intStages) {
+      if (s.contents.length == count && Arrays.equals(s.contents, 0, count, values, 0, count)) {
+        s.lastUse = useClock;
+        return s.device;
+      }
+      if (s.lastUse < lru.lastUse) {
+        lru = s;
+      }
+    }
+    IntStage s = lru;
+    if (s.capacity < count) {
+      if (s.host != null) {
+        driver.streamSynchronize(stream, null);
+        driver.memFreeHost(s.host);
+        deviceFree(s.device);
+      }
+      s.capacity = Math.max(count, 256);
+      s.host = driver.memAllocHost(4L * s.capacity);
+      s.device = deviceAlloc(4L * s.capacity);
+      if (s.copied == null) {
+        s.copied = driver.eventCreate();
+      }
+    } else {
+      driver.eventSynchronize(s.copied); // the previous copy out of s.host has been made
+    }
+    MemorySegment.copy(values, 0, s.host, JAVA_INT, 0, count);
+    driver.copyHtoDAsync(s.device, s.host, 4L * count, stream);
+    driver.eventRecord(s.copied, stream);
+    s.contents = Arrays.copyOf(values, count);
+    s.lastUse = useClock;
+    return s.device;
+  }
+
+  // ---------------------------------------------------------------- launches
+
+  private static int code(DType d) {
+    return switch (d) {
+      case F32 -> 0;
+      case BF16 -> 1;
+      case F16 -> 2;
+    };
+  }
+
+  private int gridFor(long n) {
+    long blocks = (n + ELEMENTWISE_BLOCK - 1) / ELEMENTWISE_BLOCK;
+    return (int) Math.max(1, Math.min(blocks, (long) multiprocessors * 16));
+  }
+
+  private static int rowBlock(int dim) {
+    return Math.min(256, Math.max(32, (dim + 31) / 32 * 32));
+  }
+
+  /** Launches a kernel with arguments Long (pointers, 64-bit), Integer or Float, in order. */
+  private void launch(String kernel, int grid, int block, int sharedBytes, Object... args) {
+    if (grid <= 0) {
+      return;
+    }
+    for (int i = 0; i < args.length; i++) {
+      long at = 8L * i;
+      switch (args[i]) {
+        case Long l -> paramValues.set(JAVA_LONG, at, l);
+        case Integer v -> paramValues.set(JAVA_INT, at, v);
+        case Float v -> paramValues.set(JAVA_FLOAT, at, v);
+        default -> throw new IllegalArgumentException("kernel argument " + args[i]);
+      }
+      paramPointers.setAtIndex(ADDRESS, i, paramValues.asSlice(at, 8));
+    }
+    driver.launch(kernel, functions.get(kernel), grid, 1, block, sharedBytes, stream, paramPointers);
+    castValid = false; // any kernel may have written the cast's source
+    after(kernel);
+  }
+
+  // ---------------------------------------------------------------- ops
+
+  @Override
+  public void matmul(Tensor c, Tensor a, boolean transA, Tensor b, boolean transB,
+      int m, int n, int k, float alpha, float beta) {
+    enter();
+    CudaTensor ct = f32(c, "matmul", "C");
+    CudaTensor at = f32(a, "matmul", "A");
+    CudaTensor bt = (CudaTensor) b;
+    checkRange(ct, 0, (long) m * n, "matmul C");
+    checkRange(at, 0, (long) m * k, "matmul A");
+    checkRange(bt, 0, (long) k * n, "matmul B");
+    if (m == 0 || n == 0) {
+      return;
+    }
+    long aPtr = at.address();
+    if (bt.dtype != DType.F32) {
+      // cuBLASLt multiplies operands of one type: the activation joins the weight's 16-bit type
+      long count = (long) m * k;
+      if (!(castValid && castSource == aPtr && castCount == count && castDtype == bt.dtype)) {
+        long bytes = 2L * count;
+        if (scratch16Bytes < bytes) {
+          driver.streamSynchronize(stream, null);
+          deviceFree(scratch16);
+          scratch16Bytes = Math.max(bytes, 1L << 20);
+          scratch16 = deviceAlloc(scratch16Bytes);
+        }
+        launch("cast_to_16", gridFor(count), ELEMENTWISE_BLOCK, 0, scratch16, aPtr, count, code(bt.dtype));
+        castSource = aPtr;
+        castCount = count;
+        castDtype = bt.dtype;
+        castValid = true;
+      }
+      aPtr = scratch16;
+    }
+    // the product writes C: the cast stays valid only if C does not overlap its source
+    long cFrom = ct.address();
+    long cTo = cFrom + 4L * m * n;
+    if (castValid && cFrom < castSource + 4L * castCount && castSource < cTo) {
+      castValid = false;
+    }
+    // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B comes first
+    blas.matmul(stream, CublasLt.dataType(bt.dtype), transB, transA, n, m, k,
+        bt.address(), transB ? k : n, aPtr, transA ? m : k, ct.address(), n, alpha, beta);
+    after("matmul");
+  }
+
+  @Override
+  public void embeddingForward(Tensor out, Tensor table, int[] tokens, int rows, int dim) {
+    enter();
+    CudaTensor o = f32(out, "embeddingForward", "out");
+    CudaTensor tab = (CudaTensor) table;
+    checkRange(o, 0, (long) rows * dim, "embeddingForward out");
+    long entries = tab.size() / dim;
+    for (int t = 0; t < rows; t++) {
+      if (tokens[t] < 0 || tokens[t] >= entries) {
+        throw new IllegalArgumentException("token id " + tokens[t] + " at " + t
+            + " is outside the embedding table of " + entries + " rows");
+      }
+    }
+    long ids = ints(tokens, rows, "embeddingForward");
+    launch("embedding_forward", rows, rowBlock(dim), 0, o.address(), tab.address(), code(tab.dtype), ids, dim);
+  }
+
+  @Override
+  public void rmsnormForward(Tensor out, Tensor x, Tensor weight, Tensor rstd, float eps, int rows, int dim) {
+    enter();
+    CudaTensor o = f32(out, "rmsnormForward", "out");
+    CudaTensor xs = f32(x, "rmsnormForward", "x");
+    CudaTensor w = f32(weight, "rmsnormForward", "weight");
+    checkRange(o, 0, (long) rows * dim, "rmsnormForward out");
+    checkRange(xs, 0, (long) rows * dim, "rmsnormForward x");
+    checkRange(w, 0, dim, "rmsnormForward weight");
+    long r = 0;
+    if (rstd != null) {
+      CudaTensor rs = f32(rstd, "rmsnormForward", "rstd");
+      checkRange(rs, 0, rows, "rmsnormForward rstd");
+      r = rs.address();
+    }
+    launch("rmsnorm_forward", rows, rowBlock(dim), 0, o.address(), xs.address(), w.address(), r, eps, dim);
+  }
+
+  @Override
+  public void ropeForward(Tensor x, Tensor table, int[] positions, int rows, int heads, int headDim) {
+    enter();
+    CudaTensor xt = f32(x, "ropeForward", "x");
+    CudaTensor tab = f32(table, "ropeForward", "table");
+    checkRange(xt, 0, (long) rows * heads * headDim, "ropeForward x");
+    long maxPositions = tab.size() / headDim;
+    for (int t = 0; t < rows; t++) {
+      if (positions[t] < 0 || positions[t] >= maxPositions) {
+        throw new IllegalArgumentException("position " + positions[t] + " of row " + t
+            + " is outside the rope table of " + maxPositions + " positions");
+      }
+    }
+    long pos = ints(positions, rows, "ropeForward");
+    long pairs = (long) rows * heads * (headDim / 2);
+    launch("rope_forward", gridFor(pairs), ELEMENTWISE_BLOCK, 0, xt.address(), tab.address(), pos, rows, heads, headDim);
+  }
+
+  private static void checkSlots(String op, int[] slots, int[] positions, int rows, long slotCount, int maxLength) {
+    for (int t = 0; t < rows; t++) {
+      if (slots[t] < 0 || slots[t] >= slotCount || positions[t] < 0 || positions[t] >= maxLength) {
+        throw new IllegalArgumentException(op + ": row " + t + " wants slot " + slots[t]
+            + " position " + positions[t] + ", the cache has " + slotCount + " slots of "
+            + maxLength + " positions");
+      }
+    }
+  }
+
+  @Override
+  public void kvStoreForward(Tensor kCache, Tensor vCache, Tensor k, Tensor v, int[] slots,
+      int[] positions, int rows, int kvDim, int maxLength) {
+    enter();
+    CudaTensor kc = f32(kCache, "kvStoreForward", "kCache");
+    CudaTensor vc = f32(vCache, "kvStoreForward", "vCache");
+    CudaTensor kt = f32(k, "kvStoreForward", "k");
+    CudaTensor vt = f32(v, "kvStoreForward", "v");
+    checkRange(kt, 0, (long) rows * kvDim, "kvStoreForward k");
+    checkRange(vt, 0, (long) rows * kvDim, "kvStoreForward v");
+    long slotCount = kc.size() / ((long) maxLength * kvDim);
+    checkRange(vc, 0, kc.size(), "kvStoreForward vCache");
+    checkSlots("KV cache", slots, positions, rows, slotCount, maxLength);
+    long s = ints(slots, rows, "kvStoreForward");
+    long p = ints(positions, rows, "kvStoreForward");
+    launch("kv_store_forward", rows, rowBlock(kvDim), 0, kc.address(), vc.address(), kt.address(), vt.address(),
+        s, p, kvDim, maxLength);
+  }
+
+  @Override
+  public void attentionForward(Tensor out, Tensor att, Tensor q, Tensor kCache, Tensor vCache,
+      int[] slots, int[] positions, int rows, int heads, int kvHeads, int headDim, int maxLength) {
+    enter();
+    if (heads % kvHeads != 0) {
+      throw new IllegalArgumentException("attention: " + heads + " query heads are not a multiple of "
+          + kvHeads + " KV heads");
+    }
+    CudaTensor o = f32(out, "attentionForward", "out");
+    CudaTensor p = f32(att, "attentionForward", "att");
+    CudaTensor qt = f32(q, "attentionForward", "q");
+    CudaTensor kc = f32(kCache, "attentionForward", "kCache");
+    CudaTensor vc = f32(vCache, "attentionForward", "vCache");
+    checkRange(o, 0, (long) rows * heads * headDim, "attentionForward out");
+    checkRange(qt, 0, (long) rows * heads * headDim, "attentionForward q");
+    checkRange(p, 0, (long) rows * heads * maxLength, "attentionForward att");
+    long slotCount = kc.size() / ((long) maxLength * kvHeads * headDim);
+    checkRange(vc, 0, kc.size(), "attentionForward vCache");
+    checkSlots("attention", slots, positions, rows, slotCount, maxLength);
+    long s = ints(slots, rows, "attentionForward");
+    long pos = ints(positions, rows, "attentionForward");
+    float scale = (float) (1.0 / Math.sqrt(headDim));
+    int shared = (headDim + 32) * 4;
+    launch("attention_forward", rows * heads, ATTENTION_BLOCK, shared, o.address(), p.address(), qt.address(),
+        kc.address(), vc.address(), s, pos, heads, kvHeads, headDim, maxLength, scale);
+  }
+
+  @Override
+  public void swigluForward(Tensor out, Tensor gate, Tensor up, int rows, int dim) {
+    enter();
+    long n = (long) rows * dim;
+    CudaTensor o = f32(out, "swigluForward", "out");
+    CudaTensor g = f32(gate, "swigluForward", "gate");
+    CudaTensor u = f32(up, "swigluForward", "up");
+    checkRange(o, 0, n, "swigluForward out");
+    checkRange(g, 0, n, "swigluForward gate");
+    checkRange(u, 0, n, "swigluForward up");
+    launch("swiglu_forward", gridFor(n), ELEMENTWISE_BLOCK, 0, o.address(), g.address(), u.address(), n);
+  }
+
+  @Override
+  public void addForward(Tensor out, Tensor a, Tensor b, int rows, int dim) {
+    enter();
+    long n = (long) rows * dim;
+    CudaTensor o = f32(out, "addForward", "out");
+    CudaTensor x = f32(a, "addForward", "a");
+    CudaTensor y = f32(b, "addForward", "b");
+    checkRange(o, 0, n, "addForward out");
+    checkRange(x, 0, n, "addForward a");
+    checkRange(y, 0, n, "addForward b");
+    launch("add_forward", gridFor(n), ELEMENTWISE_BLOCK, 0, o.address(), x.address(), y.address(), n);
+  }
+
+  @Override
+  public void softmaxForward(Tensor out, Tensor x, int rows, int dim) {
+    enter();
+    CudaTensor o = f32(out, "softmaxForward", "out");
+    CudaTensor xs = f32(x, "softmaxForward", "x");
+    checkRange(o, 0, (long) rows * dim, "softmaxForward out");
+    checkRange(xs, 0, (long) rows * dim, "softmaxForward x");
+    launch("softmax_forward", rows, rowBlock(dim), 0, o.address(), xs.address(), dim);
+  }
+
+  // ---------------------------------------------------------------- training (not yet)
+
+  // The training ops that branch `backward` adds to the SPI, with its signatures, so that the
+  // merge compiles: on this backend each is a one-line error until issue 5's training part
+  // implements them (they are not @Override here because this branch's SPI has no such methods).
+
+  private static UnsupportedOperationException training(String op) {
+    return new UnsupportedOperationException(op + " is not implemented by the CUDA backend yet (issue 5:"
+        + " LoRA training on the GPU); train with --device cpu");
+  }
+
+  public void rmsnormBackward(Tensor dx, Tensor dout, Tensor x, Tensor weight, Tensor rstd, int rows, int dim) {
+    throw training("rmsnormBackward");
+  }
+
+  public void ropeBackward(Tensor dx, Tensor table, int[] positions, int rows, int heads, int headDim) {
+    throw training("ropeBackward");
+  }
+
+  public void kvStoreBackward(Tensor dk, Tensor dv, Tensor dkCache, Tensor dvCache,
+      int[] slots, int[] positions, int rows, int kvDim, int maxLength) {
+    throw training("kvStoreBackward");
+  }
+
+  public void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor q,
+      Tensor kCache, Tensor vCache, Tensor att, int[] slots, int[] positions,
+      int rows, int heads, int kvHeads, int headDim, int maxLength) {
+    throw training("attentionBackward");
+  }
+
+  public void swigluBackward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up, int rows, int dim) {
+    throw training("swigluBackward");
+  }
+
+  public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int ignoreIndex,
+      int rows, int vocab, float gradScale) {
+    throw training("crossEntropyForward");
+  }
+
+  public void dropoutForward(Tensor out, Tensor x, float p, long seed, long count) {
+    throw training("dropoutForward");
+  }
+
+  public void zero(Tensor t, long count) {
+    throw training("zero");
+  }
+
+  public void scale(Tensor t, long count, float s) {
+    throw training("scale");
+  }
+
+  public double squaredNorm(Tensor t, long count) {
+    throw training("squaredNorm");
+  }
+
+  public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, long count,
+      float decay, float oneMinusBeta1, float beta2, float oneMinusBeta2, float stepSize,
+      float bc2Sqrt, float eps) {
+    throw training("adamwStep");
+  }
+
+  @Override
+  public void synchronize() {
+    enter();
+    driver.streamSynchronize(stream, "the queued ops");
+  }
+
+  /** Bytes per second of a device-to-device copy of {@code bytes}, {@code repeats} times (benchmarks). */
+  double copyBandwidth(long bytes, int repeats) {
+    enter();
+    long src = deviceAlloc(bytes);
+    long dst = deviceAlloc(bytes);
+    try {
+      driver.memsetD32Async(src, 0x3f800000, bytes / 4, stream);
+      driver.copyDtoDAsync(dst, src, bytes, stream);
+      driver.streamSynchronize(stream, "copy warm-up");
+      long t0 = System.nanoTime();
+      for (int i = 0; i < repeats; i++) {
+        driver.copyDtoDAsync(dst, src, bytes, stream);
+      }
+      driver.streamSynchronize(stream, "copy benchmark");
+      double seconds = (System.nanoTime() - t0) / 1e9;
+      return 2.0 * bytes * repeats / seconds; // each byte is read once and written once
+    } finally {
+      deviceFree(src);
+      deviceFree(dst);
+    }
+  }
+
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    enter();
+    closed = true;
+    RuntimeException first = null;
+    try {
+      driver.streamSynchronize(stream, "the queued ops, at close");
+    } catch (RuntimeException e) {
+      first = e;
+    }
+    try {
+      blas.close();
+      for (IntStage s : intStages) {
+        if (s.host != null) {
+          driver.memFreeHost(s.host);
+        }
+        if (s.copied != null) {
+          driver.eventDestroy(s.copied);
+        }
+      }
+      if (hostStage != null) {
+        driver.memFreeHost(hostStage);
+      }
+      for (long p : allocations) {
+        driver.memFree(p);
+      }
+      allocations.clear();
+      driver.moduleUnload(module);
+      driver.streamDestroy(stream);
+      driver.primaryContextRelease(device);
+    } catch (RuntimeException e) {
+      if (first == null) {
+        first = e;
+      }
+    } finally {
+      arena.close();
+    }
+    if (first != null) {
+      throw first;
+    }
+  }
+}
