@@ -17,9 +17,9 @@ done
 "$root/medtune" --version >/dev/null   # builds the jar when the sources changed
 (cd "$root" && mvn -B -q -ntp -o -pl medtune-cpu test-compile >/dev/null 2>&1 || mvn -B -q -ntp -pl medtune-cpu test-compile)
 commit=$(git -C "$root" rev-parse --short HEAD)
-# tiny: 2 rows of 256 tokens; 1B shape: 1 row of 64 tokens (a step is seconds, not minutes)
+# tiny: 2 rows of 256 tokens; 1B shape: 1 row of 256 tokens (15-30 s a step on 2 cores)
 MEDTUNE_CPU_WEIGHTS=${MEDTUNE_CPU_WEIGHTS:-resident} exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
   -XX:+UseParallelGC -Xmx8g -cp "$root/medtune-cli/target/medtune.jar:$root/medtune-cpu/target/test-classes" \
   dev.medtune.cpu.bench.TrainCpuBench "$root/bench/RESULTS.md" "$commit" \
-  /tmp/medtune-bench-tiny 2 256 "$((steps + 2))" /tmp/medtune-bench-llama-3.2-1b 1 64 "$steps" \
+  /tmp/medtune-bench-tiny 2 256 "$((steps + 2))" /tmp/medtune-bench-llama-3.2-1b 1 256 "$steps" \
   2> >(grep -v -e '^WARNING: Using incubator modules' >&2)

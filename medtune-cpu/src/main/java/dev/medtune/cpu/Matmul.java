@@ -263,29 +263,34 @@ final class Matmul {
     }
   }
 
-  /** Shuffles that pair lane i with lane i + d (mod L), for d = L/2, L/4, ..., 1. */
-  @SuppressWarnings("unchecked")
-  private static final VectorShuffle<Float>[] FOLDS = folds();
+  /** Shuffles that pair lane i with lane i + d (mod L): constants, so C2 compiles each to one permute. */
+  private static final VectorShuffle<Float> FOLD8 = fold(8);
+  private static final VectorShuffle<Float> FOLD4 = fold(4);
+  private static final VectorShuffle<Float> FOLD2 = fold(2);
+  private static final VectorShuffle<Float> FOLD1 = fold(1);
 
-  @SuppressWarnings("unchecked")
-  private static VectorShuffle<Float>[] folds() {
-    int steps = Integer.numberOfTrailingZeros(L);
-    VectorShuffle<Float>[] f = new VectorShuffle[steps];
-    for (int s = 0, d = L / 2; d >= 1; s++, d /= 2) {
-      int dd = d;
-      f[s] = VectorShuffle.fromOp(F, i -> (i + dd) % L);
-    }
-    return f;
+  private static VectorShuffle<Float> fold(int d) {
+    return VectorShuffle.fromOp(F, i -> (i + d) % L);
   }
 
   /**
-   * The sum of the lanes in one fixed tree order. {@code reduceLanes(ADD)} may add in any order,
-   * and does: the interpreter adds lane by lane, C2 in a tree, so a result would depend on how
-   * warm the JIT is. Training must repeat bit for bit (resume), so every reduction goes here.
+   * The sum of the lanes in one fixed tree order (lane i + lane i + L/2, and so on down). {@code
+   * reduceLanes(ADD)} may add in any order, and does: the interpreter adds lane by lane, C2 in a
+   * tree, so a result would depend on how warm the JIT is. Training must repeat bit for bit
+   * (resume), so every reduction goes here. The branches fold away: L is a constant.
    */
   static float sum(FloatVector v) {
-    for (VectorShuffle<Float> f : FOLDS) {
-      v = v.add(v.rearrange(f));
+    if (L >= 16) {
+      v = v.add(v.rearrange(FOLD8));
+    }
+    if (L >= 8) {
+      v = v.add(v.rearrange(FOLD4));
+    }
+    if (L >= 4) {
+      v = v.add(v.rearrange(FOLD2));
+    }
+    if (L >= 2) {
+      v = v.add(v.rearrange(FOLD1));
     }
     return v.lane(0);
   }
