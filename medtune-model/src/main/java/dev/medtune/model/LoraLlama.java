@@ -32,8 +32,11 @@ import java.util.Arrays;
  */
 public final class LoraLlama {
 
-  /** Rows of logits computed at once by the loss head. */
-  static final int LOSS_CHUNK = 64;
+  /**
+   * Logits the loss head holds at once (floats): 2^25 is 128 MB, 261 rows of Llama 3's 128,256
+   * tokens. Fewer rows per chunk would convert the lm_head's weights more often per token.
+   */
+  static final int LOSS_CHUNK_FLOATS = 1 << 25;
 
   private record Layer(
       Tensor inputLayernorm, Tensor qProj, Tensor kProj, Tensor vProj, Tensor oProj,
@@ -140,8 +143,8 @@ public final class LoraLlama {
   private final Tensor xnFinal;
   private final Tensor rstdFinal;
   private final Tensor dxnFinal;
-  private final Tensor logits;        // [LOSS_CHUNK, vocab], then dlogits
-  private final Tensor losses;        // [LOSS_CHUNK]
+  private final Tensor logits;        // [lossChunk, vocab], then dlogits
+  private final Tensor losses;        // [lossChunk]
   private final Tensor dx;            // gradient of the residual stream
   private final Tensor dxn;
   private final Tensor dq;
@@ -163,8 +166,9 @@ public final class LoraLlama {
   private final int[] slots;
   private final int[] positions;
   private final int[] targets;
-  private final int[] chunkTargets = new int[LOSS_CHUNK];
-  private final float[] chunkLosses = new float[LOSS_CHUNK];
+  private final int lossChunk;
+  private final int[] chunkTargets;
+  private final float[] chunkLosses;
   private int rows;
   private int segments;
   private int length;
@@ -236,8 +240,11 @@ public final class LoraLlama {
     xnFinal = backend.allocate(maxTokens, h);
     rstdFinal = backend.allocate(maxTokens);
     dxnFinal = backend.allocate(maxTokens, h);
-    logits = backend.allocate(LOSS_CHUNK, c.vocabSize());
-    losses = backend.allocate(LOSS_CHUNK);
+    lossChunk = Math.max(1, Math.min(maxTokens, Math.max(64, LOSS_CHUNK_FLOATS / c.vocabSize())));
+    chunkTargets = new int[lossChunk];
+    chunkLosses = new float[lossChunk];
+    logits = backend.allocate(lossChunk, c.vocabSize());
+    losses = backend.allocate(lossChunk);
     dx = backend.allocate(maxTokens, h);
     dxn = backend.allocate(maxTokens, h);
     dq = backend.allocate(maxTokens, qDim);
@@ -583,7 +590,7 @@ public final class LoraLlama {
   }
 
   /**
-   * The loss head over the final hidden state, {@link #LOSS_CHUNK} rows at a time: logits, fused
+   * The loss head over the final hidden state, {@link #LOSS_CHUNK_FLOATS} logits at a time: logits, fused
    * cross-entropy (its gradient scaled by {@code gradScale}) and, with {@code backward}, the
    * gradient of the final norm's output. Returns the summed loss of the counted tokens.
    */
@@ -593,8 +600,8 @@ public final class LoraLlama {
     int vocab = c.vocabSize();
     backend.rmsnormForward(xnFinal, residual[layers.length], norm, rstdFinal, (float) c.rmsNormEps(), rows, h);
     double sum = 0;
-    for (int r0 = 0; r0 < rows; r0 += LOSS_CHUNK) {
-      int n = Math.min(LOSS_CHUNK, rows - r0);
+    for (int r0 = 0; r0 < rows; r0 += lossChunk) {
+      int n = Math.min(lossChunk, rows - r0);
       Tensor xs = xnFinal.rows(r0, n);
       backend.matmul(logits, xs, false, lmHead, true, n, vocab, h, 1f, 0f);
       if (logitsOut != null) {
