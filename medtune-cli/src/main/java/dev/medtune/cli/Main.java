@@ -15,13 +15,16 @@ import picocli.CommandLine.Option;
     description = "Fine-tune Llama 3.x with LoRA on medical multiple-choice questions, in Java.",
     subcommands = {
       // one line per command; keep alphabetical
+      DemoCommand.class,
+      EvalCommand.class,
       GenerateCommand.class,
       CommandLine.HelpCommand.class,
-      EvalCommand.class,
       InitModelCommand.class,
+      MergeCommand.class,
       PrepareCommand.class,
       PullCommand.class,
       PushCommand.class,
+      TrainCommand.class,
     })
 public final class Main implements Runnable {
 

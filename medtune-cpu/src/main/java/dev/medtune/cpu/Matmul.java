@@ -8,6 +8,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -55,6 +56,8 @@ final class Matmul {
     check(b, (long) k * n, "B");
     if (!transA && transB) {
       linear(c.floats(), (int) c.offset, a.floats(), (int) a.offset, b, m, n, k, alpha, beta);
+    } else if (!transA && a.array != null) {
+      inputGradient(c.floats(), (int) c.offset, a.floats(), (int) a.offset, b, m, n, k, alpha, beta);
     } else {
       general(c.floats(), (int) c.offset, a, transA, b, transB, m, n, k, alpha, beta);
     }
@@ -181,14 +184,14 @@ final class Matmul {
       s30 = v.fma(b0, s30); s31 = v.fma(b1, s31); s32 = v.fma(b2, s32); s33 = v.fma(b3, s33);
     }
     int o = accOff;
-    acc[o] += s00.reduceLanes(VectorOperators.ADD); acc[o + 1] += s01.reduceLanes(VectorOperators.ADD);
-    acc[o + 2] += s02.reduceLanes(VectorOperators.ADD); acc[o + 3] += s03.reduceLanes(VectorOperators.ADD);
-    acc[o + 4] += s10.reduceLanes(VectorOperators.ADD); acc[o + 5] += s11.reduceLanes(VectorOperators.ADD);
-    acc[o + 6] += s12.reduceLanes(VectorOperators.ADD); acc[o + 7] += s13.reduceLanes(VectorOperators.ADD);
-    acc[o + 8] += s20.reduceLanes(VectorOperators.ADD); acc[o + 9] += s21.reduceLanes(VectorOperators.ADD);
-    acc[o + 10] += s22.reduceLanes(VectorOperators.ADD); acc[o + 11] += s23.reduceLanes(VectorOperators.ADD);
-    acc[o + 12] += s30.reduceLanes(VectorOperators.ADD); acc[o + 13] += s31.reduceLanes(VectorOperators.ADD);
-    acc[o + 14] += s32.reduceLanes(VectorOperators.ADD); acc[o + 15] += s33.reduceLanes(VectorOperators.ADD);
+    acc[o] += sum(s00); acc[o + 1] += sum(s01);
+    acc[o + 2] += sum(s02); acc[o + 3] += sum(s03);
+    acc[o + 4] += sum(s10); acc[o + 5] += sum(s11);
+    acc[o + 6] += sum(s12); acc[o + 7] += sum(s13);
+    acc[o + 8] += sum(s20); acc[o + 9] += sum(s21);
+    acc[o + 10] += sum(s22); acc[o + 11] += sum(s23);
+    acc[o + 12] += sum(s30); acc[o + 13] += sum(s31);
+    acc[o + 14] += sum(s32); acc[o + 15] += sum(s33);
     for (; x < len; x++) {
       for (int i = 0; i < 4; i++) {
         float ai = a[aOff + i * lda + x];
@@ -212,10 +215,10 @@ final class Matmul {
       s2 = v.fma(FloatVector.fromArray(F, w, wOff + 2 * ldw + x), s2);
       s3 = v.fma(FloatVector.fromArray(F, w, wOff + 3 * ldw + x), s3);
     }
-    acc[accOff] += s0.reduceLanes(VectorOperators.ADD);
-    acc[accOff + 1] += s1.reduceLanes(VectorOperators.ADD);
-    acc[accOff + 2] += s2.reduceLanes(VectorOperators.ADD);
-    acc[accOff + 3] += s3.reduceLanes(VectorOperators.ADD);
+    acc[accOff] += sum(s0);
+    acc[accOff + 1] += sum(s1);
+    acc[accOff + 2] += sum(s2);
+    acc[accOff + 3] += sum(s3);
     for (; x < len; x++) {
       float ax = a[aOff + x];
       for (int r = 0; r < 4; r++) {
@@ -248,16 +251,48 @@ final class Matmul {
       s2 = v.fma(bf16(seg, o + 2 * rowBytes), s2);
       s3 = v.fma(bf16(seg, o + 3 * rowBytes), s3);
     }
-    acc[0] = s0.reduceLanes(VectorOperators.ADD);
-    acc[1] = s1.reduceLanes(VectorOperators.ADD);
-    acc[2] = s2.reduceLanes(VectorOperators.ADD);
-    acc[3] = s3.reduceLanes(VectorOperators.ADD);
+    acc[0] = sum(s0);
+    acc[1] = sum(s1);
+    acc[2] = sum(s2);
+    acc[3] = sum(s3);
     for (; x < k; x++) {
       float ax = a[aOff + x];
       for (int r = 0; r < 4; r++) {
         acc[r] += ax * bf16At(seg, wOff + r * rowBytes + 2L * x);
       }
     }
+  }
+
+  /** Shuffles that pair lane i with lane i + d (mod L): constants, so C2 compiles each to one permute. */
+  private static final VectorShuffle<Float> FOLD8 = fold(8);
+  private static final VectorShuffle<Float> FOLD4 = fold(4);
+  private static final VectorShuffle<Float> FOLD2 = fold(2);
+  private static final VectorShuffle<Float> FOLD1 = fold(1);
+
+  private static VectorShuffle<Float> fold(int d) {
+    return VectorShuffle.fromOp(F, i -> (i + d) % L);
+  }
+
+  /**
+   * The sum of the lanes in one fixed tree order (lane i + lane i + L/2, and so on down). {@code
+   * reduceLanes(ADD)} may add in any order, and does: the interpreter adds lane by lane, C2 in a
+   * tree, so a result would depend on how warm the JIT is. Training must repeat bit for bit
+   * (resume), so every reduction goes here. The branches fold away: L is a constant.
+   */
+  static float sum(FloatVector v) {
+    if (L >= 16) {
+      v = v.add(v.rearrange(FOLD8));
+    }
+    if (L >= 8) {
+      v = v.add(v.rearrange(FOLD4));
+    }
+    if (L >= 4) {
+      v = v.add(v.rearrange(FOLD2));
+    }
+    if (L >= 2) {
+      v = v.add(v.rearrange(FOLD1));
+    }
+    return v.lane(0);
   }
 
   private static float bf16Dot(float[] a, int aOff, MemorySegment seg, long wOff, int k) {
@@ -267,7 +302,7 @@ final class Matmul {
     for (; x < bound; x += L) {
       s = FloatVector.fromArray(F, a, aOff + x).fma(bf16(seg, wOff + 2L * x), s);
     }
-    float r = s.reduceLanes(VectorOperators.ADD);
+    float r = sum(s);
     for (; x < k; x++) {
       r += a[aOff + x] * bf16At(seg, wOff + 2L * x);
     }
@@ -281,7 +316,7 @@ final class Matmul {
     for (; x < bound; x += L) {
       s = FloatVector.fromArray(F, a, aOff + x).fma(FloatVector.fromArray(F, b, bOff + x), s);
     }
-    float r = s.reduceLanes(VectorOperators.ADD);
+    float r = sum(s);
     for (; x < k; x++) {
       r += a[aOff + x] * b[bOff + x];
     }
@@ -336,6 +371,104 @@ final class Matmul {
 
   // ---------------------------------------------------------------- the other transposes
 
+  /** Rows of {@code B} per panel of {@link #inputGradient}: 128 x 8 vectors (64 KB with AVX-512) stay in L2. */
+  static final int PANEL_ROWS = 128;
+  /** Vectors of columns per panel: wide enough that converting a panel row is one long run. */
+  static final int PANEL_VECTORS = 8;
+
+  /**
+   * {@code C = alpha A B + beta C} with {@code B [k,n]} not transposed: the backward of a linear
+   * layer, {@code dx = dy W} with the weight as stored. Each thread takes strips of
+   * {@link #PANEL_VECTORS} vectors of columns of {@code B}; for each block of
+   * {@link #PANEL_ROWS} rows it converts that part of the strip to float32 once into a panel, then
+   * runs a 4 x 2-vector register tile down all the tokens (8 FMAs per 2 panel loads and 4
+   * broadcasts) for each pair of vectors of the panel, adding into {@code C}.
+   */
+  private void inputGradient(float[] c, int cOff, float[] a, int aOff, CpuTensor b,
+      int m, int n, int k, float alpha, float beta) {
+    int w = PANEL_VECTORS * L;
+    int strips = (n + w - 1) / w;
+    parallel.forRange(strips, 1, (from, to) -> {
+      float[] panel = scratchFor(PANEL_ROWS * w);
+      float[] acc = new float[4 * 2 * L];
+      for (int s = from; s < to; s++) {
+        int j0 = s * w;
+        int cols = Math.min(w, n - j0);
+        for (int x0 = 0; x0 < k; x0 += PANEL_ROWS) {
+          int xs = Math.min(PANEL_ROWS, k - x0);
+          float bt = x0 == 0 ? beta : 1f;
+          for (int x = 0; x < xs; x++) {
+            toFloat(b, (long) (x0 + x) * n + j0, cols, panel, x * w);
+            for (int j = cols; j < w; j++) {
+              panel[x * w + j] = 0f;
+            }
+          }
+          for (int p0 = 0; p0 < cols; p0 += 2 * L) {
+            int pc = Math.min(2 * L, cols - p0);
+            int t = 0;
+            for (; t + 4 <= m; t += 4) {
+              FloatVector s00 = FloatVector.zero(F), s01 = s00, s10 = s00, s11 = s00;
+              FloatVector s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+              int a0 = aOff + t * k + x0, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
+              for (int x = 0; x < xs; x++) {
+                FloatVector b0 = FloatVector.fromArray(F, panel, x * w + p0);
+                FloatVector b1 = FloatVector.fromArray(F, panel, x * w + p0 + L);
+                FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
+                s00 = v.fma(b0, s00); s01 = v.fma(b1, s01);
+                v = FloatVector.broadcast(F, a[a1 + x]);
+                s10 = v.fma(b0, s10); s11 = v.fma(b1, s11);
+                v = FloatVector.broadcast(F, a[a2 + x]);
+                s20 = v.fma(b0, s20); s21 = v.fma(b1, s21);
+                v = FloatVector.broadcast(F, a[a3 + x]);
+                s30 = v.fma(b0, s30); s31 = v.fma(b1, s31);
+              }
+              int c0 = cOff + t * n + j0 + p0;
+              if (pc == 2 * L) {
+                storeVector(c, c0, s00, alpha, bt); storeVector(c, c0 + L, s01, alpha, bt);
+                storeVector(c, c0 + n, s10, alpha, bt); storeVector(c, c0 + n + L, s11, alpha, bt);
+                storeVector(c, c0 + 2 * n, s20, alpha, bt); storeVector(c, c0 + 2 * n + L, s21, alpha, bt);
+                storeVector(c, c0 + 3 * n, s30, alpha, bt); storeVector(c, c0 + 3 * n + L, s31, alpha, bt);
+              } else {
+                s00.intoArray(acc, 0); s01.intoArray(acc, L);
+                s10.intoArray(acc, 2 * L); s11.intoArray(acc, 3 * L);
+                s20.intoArray(acc, 4 * L); s21.intoArray(acc, 5 * L);
+                s30.intoArray(acc, 6 * L); s31.intoArray(acc, 7 * L);
+                for (int i = 0; i < 4; i++) {
+                  for (int j = 0; j < pc; j++) {
+                    store(c, c0 + i * n + j, acc[i * 2 * L + j], alpha, bt);
+                  }
+                }
+              }
+            }
+            for (; t < m; t++) {
+              FloatVector s0 = FloatVector.zero(F), s1 = s0;
+              int a0 = aOff + t * k + x0;
+              for (int x = 0; x < xs; x++) {
+                FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
+                s0 = v.fma(FloatVector.fromArray(F, panel, x * w + p0), s0);
+                s1 = v.fma(FloatVector.fromArray(F, panel, x * w + p0 + L), s1);
+              }
+              s0.intoArray(acc, 0);
+              s1.intoArray(acc, L);
+              for (int j = 0; j < pc; j++) {
+                store(c, cOff + t * n + j0 + p0 + j, acc[j], alpha, bt);
+              }
+            }
+          }
+        }
+      }
+    });
+  }
+
+  /** c[i, i+L) = alpha * v + beta * c[i, i+L) (c not read when beta is 0), lane by lane as {@link #store}. */
+  private static void storeVector(float[] c, int i, FloatVector v, float alpha, float beta) {
+    FloatVector r = v.mul(alpha);
+    if (beta != 0f) {
+      r = r.add(FloatVector.fromArray(F, c, i).mul(beta));
+    }
+    r.intoArray(c, i);
+  }
+
   /**
    * Row by row: {@code C[i,:] = beta C[i,:] + alpha sum_x op(A)[i,x] op(B)[x,:]}, an axpy over
    * rows of {@code B} when {@code B} is not transposed, a dot product per element when it is.
@@ -359,8 +492,12 @@ final class Matmul {
             if (aix == 0f) {
               continue;
             }
-            toFloat(b, (long) x * n, n, row);
-            axpy(aix, row, c, ci, n);
+            if (b.array != null) {
+              axpy(aix, b.array, (int) (b.offset + (long) x * n), c, ci, n); // no copy of a float32 row
+            } else {
+              toFloat(b, (long) x * n, n, row);
+              axpy(aix, row, c, ci, n);
+            }
           }
         } else {
           for (int j = 0; j < n; j++) {
@@ -374,6 +511,19 @@ final class Matmul {
         }
       }
     });
+  }
+
+  /** y[yOff..] += alpha * x[xOff..xOff+n). */
+  static void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
+    FloatVector va = FloatVector.broadcast(F, alpha);
+    int bound = F.loopBound(n);
+    int i = 0;
+    for (; i < bound; i += L) {
+      FloatVector.fromArray(F, x, xOff + i).fma(va, FloatVector.fromArray(F, y, yOff + i)).intoArray(y, yOff + i);
+    }
+    for (; i < n; i++) {
+      y[yOff + i] += alpha * x[xOff + i];
+    }
   }
 
   /** y[yOff..] += alpha * x[0..n). */

@@ -91,6 +91,51 @@ public final class LoraMerge {
     }
   }
 
+  /** The name of the base weight {@code target} adapts in {@code layer}. */
+  public static String weightName(int layer, LoraTarget target) {
+    return "model.layers." + layer + "." + target.modulePath() + ".weight";
+  }
+
+  /**
+   * The base checkpoint with every adapted projection replaced by its merged weight (the same
+   * {@code W + scale * B A}, rounded once), held in memory in the weight's dtype, for
+   * {@code generate --adapter}; the other tensors stay mapped. Close {@code base}, not the result.
+   */
+  public static Checkpoint inMemory(Checkpoint base, LoraAdapter adapter) {
+    java.util.Map<String, TensorInfo> replaced = new java.util.LinkedHashMap<>();
+    LlamaConfig model = base.config();
+    for (int l = 0; l < model.numLayers(); l++) {
+      for (LoraTarget t : adapter.config().targets()) {
+        TensorInfo w = base.tensor(weightName(l, t));
+        SafetensorsWriter.FloatSource src = merged(w, adapter, l, t, model);
+        long count = w.elementCount();
+        java.lang.foreign.MemorySegment seg = java.lang.foreign.Arena.ofAuto().allocate(count * w.dtype().byteSize(), 8);
+        int chunk = 1 << 16;
+        java.util.stream.IntStream.range(0, (int) ((count + chunk - 1) / chunk)).parallel().forEach(c -> {
+          long first = (long) c * chunk;
+          int n = (int) Math.min(chunk, count - first);
+          float[] buf = new float[n];
+          src.fill(first, buf, n);
+          for (int i = 0; i < n; i++) {
+            long e = first + i;
+            switch (w.dtype()) {
+              case F32 -> seg.set(FLOAT_LE, e * 4, buf[i]);
+              case BF16 -> seg.set(SHORT_LE, e * 2, dev.medtune.model.safetensors.DType.toBf16(buf[i]));
+              case F16 -> seg.set(SHORT_LE, e * 2, Float.floatToFloat16(buf[i]));
+            }
+          }
+        });
+        replaced.put(w.name(), new TensorInfo(w.name(), w.dtype(), w.shape(), seg));
+      }
+    }
+    return base.withTensors(replaced);
+  }
+
+  private static final java.lang.foreign.ValueLayout.OfShort SHORT_LE =
+      java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+  private static final java.lang.foreign.ValueLayout.OfFloat FLOAT_LE =
+      java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+
   /** W + scale * B A for one projection, computed chunk by chunk as the writer asks. */
   private static SafetensorsWriter.FloatSource merged(TensorInfo w, LoraAdapter adapter, int layer, LoraTarget t,
       LlamaConfig model) {
