@@ -31,8 +31,12 @@ betas (0.9, 0.999), eps 1e-8, weight decay 0.01), get_linear_schedule_with_warmu
 stepped after each optimizer step (step 1 uses lr 0, as the Trainer does).
 
 Run (torch, transformers, peft, safetensors; written for torch 2.11, transformers 5.17, peft 0.21):
-    python3 reference/make_peft_fixtures.py OUT_DIR
-then copy OUT_DIR/* to medtune-model/src/test/resources/peft-fixtures/.
+    python3 reference/make_peft_fixtures.py OUT_DIR [MEDTUNE_ADAPTER_DIR]
+then copy OUT_DIR/* to medtune-model/src/test/resources/peft-fixtures/. MEDTUNE_ADAPTER_DIR is an
+adapter medtune wrote for BASE's shapes (reference/medtune-written/, made by
+LoraAdapter.save; shapes only, so it can be written before the base weights exist): PEFT loads
+it onto base/ and its logits are recorded as expected.json's "medtune_written" (the "medtune
+writes, PEFT reads" direction in the same run).
 
     python3 reference/make_peft_fixtures.py --check MEDTUNE_ADAPTER_DIR FIXTURES_DIR
 loads an adapter medtune wrote with PEFT onto FIXTURES_DIR/base and compares its logits to
@@ -228,16 +232,37 @@ def check(adapter_dir, fixtures):
     return 0 if worst < 1e-4 else 1
 
 
+def medtune_written(out, adapter_dir):
+    """PEFT loads an adapter medtune wrote (for BASE's shapes, made before the base weights
+    existed) onto base/; its logits go to expected.json under "medtune_written" and the adapter
+    is copied to OUT/medtune-written/, so medtune's test compares its own logits with PEFT's."""
+    shutil.copytree(adapter_dir, os.path.join(out, "medtune-written"), dirs_exist_ok=True)
+    base_dir = os.path.join(out, "base")
+    model = PeftModel.from_pretrained(load_base(base_dir), adapter_dir).eval()
+    base = load_base(base_dir)
+    lg = [logits_of(model, p) for p in PROMPTS]
+    delta = max(float((a - logits_of(base, p)).abs().max()) for a, p in zip(lg, PROMPTS))
+    print(f"medtune-written: PEFT {peft.__version__} loads it; it moves the logits by up to {delta:.3f}")
+    with open(os.path.join(out, "expected.json")) as f:
+        expected = json.load(f)
+    expected["medtune_written"] = {"logits": [x.tolist() for x in lg],
+                                   "tensors": sorted(lora_tensors(model))}
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f)
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--check":
         sys.exit(check(sys.argv[2], sys.argv[3]))
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     torch.set_num_threads(1)  # one thread: summation order, hence every float, is reproducible
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}")
     interop(out)
+    if len(sys.argv) == 3:
+        medtune_written(out, sys.argv[2])
     train(out)
     print("done:", out)
 

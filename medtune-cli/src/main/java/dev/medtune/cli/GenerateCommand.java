@@ -10,6 +10,8 @@ import dev.medtune.model.LlamaConfig;
 import dev.medtune.model.Sampler;
 import dev.medtune.model.backend.Backend;
 import dev.medtune.model.backend.Backends;
+import dev.medtune.model.lora.LoraAdapter;
+import dev.medtune.model.lora.LoraMerge;
 import dev.medtune.model.tokenizer.LlamaTokenizer;
 import dev.medtune.model.tokenizer.StreamingDecoder;
 import java.io.IOException;
@@ -41,6 +43,10 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--model", required = true, paramLabel = "DIR",
       description = "Model folder in Hugging Face layout (config.json, safetensors, tokenizer.json).")
   Path model;
+
+  @Option(names = "--adapter", paramLabel = "A",
+      description = "A LoRA adapter folder (PEFT layout, e.g. train's OUT/adapter) applied to the model.")
+  Path adapter;
 
   static final class Input {
     @Option(names = "--question", paramLabel = "Q",
@@ -101,9 +107,10 @@ final class GenerateCommand implements Callable<Integer> {
     List<String> prompts = prompts();
     // UTF-8 whatever the platform charset; bytes pass through to System.out's stream
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-    try (Checkpoint checkpoint = Checkpoint.open(model);
+    try (Checkpoint base = Checkpoint.open(model);
         LlamaTokenizer tokenizer = LlamaTokenizer.load(model);
         Backend backend = openBackend()) {
+      Checkpoint checkpoint = withAdapter(base);
       LlamaConfig config = checkpoint.config();
       List<int[]> ids = new ArrayList<>();
       int longest = 0;
@@ -142,6 +149,21 @@ final class GenerateCommand implements Callable<Integer> {
           decodeTokens, decodeNanos / 1e9, rate(decodeTokens, decodeNanos));
     }
     return 0;
+  }
+
+  /** The model with the adapter merged into its projections in memory (base dtype), or as is. */
+  private Checkpoint withAdapter(Checkpoint base) {
+    if (adapter == null) {
+      return base;
+    }
+    if (!Files.isDirectory(adapter)) {
+      throw new MedtuneFailure(adapter + ": no such adapter folder");
+    }
+    try {
+      return LoraMerge.inMemory(base, LoraAdapter.load(adapter, base.config()));
+    } catch (IllegalArgumentException e) {
+      throw new MedtuneFailure(e.getMessage());
+    }
   }
 
   private static double rate(long tokens, long nanos) {

@@ -15,12 +15,15 @@ import picocli.CommandLine.Option;
     description = "Fine-tune Llama 3.x with LoRA on medical multiple-choice questions, in Java.",
     subcommands = {
       // one line per command; keep alphabetical
+      DemoCommand.class,
       GenerateCommand.class,
       CommandLine.HelpCommand.class,
       InitModelCommand.class,
+      MergeCommand.class,
       PrepareCommand.class,
       PullCommand.class,
       PushCommand.class,
+      TrainCommand.class,
     })
 public final class Main implements Runnable {
 

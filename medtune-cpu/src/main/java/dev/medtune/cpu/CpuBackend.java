@@ -175,6 +175,38 @@ final class CpuBackend implements Backend {
   }
 
   @Override
+  public void rmsnormBackward(Tensor dx, Tensor dout, Tensor x, Tensor weight, Tensor rstd,
+      int rows, int dim) {
+    float[] d = ((CpuTensor) dx).floats();
+    int dOff = (int) ((CpuTensor) dx).offset;
+    float[] g = ((CpuTensor) dout).floats();
+    int gOff = (int) ((CpuTensor) dout).offset;
+    float[] xs = ((CpuTensor) x).floats();
+    int xOff = (int) ((CpuTensor) x).offset;
+    float[] w = ((CpuTensor) weight).floats();
+    int wOff = (int) ((CpuTensor) weight).offset;
+    float[] r = ((CpuTensor) rstd).floats();
+    int rOff = (int) ((CpuTensor) rstd).offset;
+    parallel.forRange(rows, Math.max(1, ELEMENTWISE_GRAIN / dim), (from, to) -> {
+      for (int t = from; t < to; t++) {
+        int xi = xOff + t * dim;
+        int gi = gOff + t * dim;
+        int di = dOff + t * dim;
+        float inv = r[rOff + t];
+        // mean(x * w * dout), in double: it is a difference of similar terms in the end
+        double dot = 0;
+        for (int i = 0; i < dim; i++) {
+          dot += (double) xs[xi + i] * (w[wOff + i] * g[gi + i]);
+        }
+        float c = (float) (dot / dim) * inv * inv;
+        for (int i = 0; i < dim; i++) {
+          d[di + i] += inv * (w[wOff + i] * g[gi + i] - xs[xi + i] * c);
+        }
+      }
+    });
+  }
+
+  @Override
   public void ropeForward(Tensor x, Tensor table, int[] positions, int rows, int heads, int headDim) {
     CpuTensor xt = (CpuTensor) x;
     float[] xs = xt.floats();
@@ -210,6 +242,34 @@ final class CpuBackend implements Backend {
   }
 
   @Override
+  public void ropeBackward(Tensor dx, Tensor table, int[] positions, int rows, int heads, int headDim) {
+    CpuTensor xt = (CpuTensor) dx;
+    float[] xs = xt.floats();
+    int xOff = (int) xt.offset;
+    CpuTensor tab = (CpuTensor) table;
+    float[] cs = tab.floats();
+    int tOff = (int) tab.offset;
+    int half = headDim / 2;
+    int width = heads * headDim;
+    parallel.forRange(rows, Math.max(1, ELEMENTWISE_GRAIN / width), (from, to) -> {
+      for (int t = from; t < to; t++) {
+        int c0 = tOff + positions[t] * headDim;
+        for (int h = 0; h < heads; h++) {
+          int b = xOff + t * width + h * headDim;
+          for (int i = 0; i < half; i++) {
+            float cos = cs[c0 + i];
+            float sin = cs[c0 + half + i];
+            float g1 = xs[b + i];
+            float g2 = xs[b + half + i];
+            xs[b + i] = g1 * cos + g2 * sin;
+            xs[b + half + i] = g2 * cos - g1 * sin;
+          }
+        }
+      }
+    });
+  }
+
+  @Override
   public void kvStoreForward(Tensor kCache, Tensor vCache, Tensor k, Tensor v, int[] slots,
       int[] positions, int rows, int kvDim, int maxLength) {
     CpuTensor kc = (CpuTensor) kCache;
@@ -226,6 +286,20 @@ final class CpuBackend implements Backend {
       int dst = (int) ((slots[t] * (long) maxLength + positions[t]) * kvDim);
       System.arraycopy(kt.floats(), (int) kt.offset + t * kvDim, kc.floats(), (int) kc.offset + dst, kvDim);
       System.arraycopy(vt.floats(), (int) vt.offset + t * kvDim, vc.floats(), (int) vc.offset + dst, kvDim);
+    }
+  }
+
+  @Override
+  public void kvStoreBackward(Tensor dk, Tensor dv, Tensor dkCache, Tensor dvCache, int[] slots,
+      int[] positions, int rows, int kvDim, int maxLength) {
+    CpuTensor kc = (CpuTensor) dkCache;
+    CpuTensor vc = (CpuTensor) dvCache;
+    CpuTensor kt = (CpuTensor) dk;
+    CpuTensor vt = (CpuTensor) dv;
+    for (int t = 0; t < rows; t++) {
+      int src = (int) ((slots[t] * (long) maxLength + positions[t]) * kvDim);
+      System.arraycopy(kc.floats(), (int) kc.offset + src, kt.floats(), (int) kt.offset + t * kvDim, kvDim);
+      System.arraycopy(vc.floats(), (int) vc.offset + src, vt.floats(), (int) vt.offset + t * kvDim, kvDim);
     }
   }
 
@@ -290,6 +364,84 @@ final class CpuBackend implements Backend {
     });
   }
 
+  @Override
+  public void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor q,
+      Tensor kCache, Tensor vCache, Tensor att, int[] slots, int[] positions,
+      int rows, int heads, int kvHeads, int headDim, int maxLength) {
+    float[] dqs = ((CpuTensor) dq).floats();
+    int dqOff = (int) ((CpuTensor) dq).offset;
+    float[] dks = ((CpuTensor) dkCache).floats();
+    int dkOff = (int) ((CpuTensor) dkCache).offset;
+    float[] dvs = ((CpuTensor) dvCache).floats();
+    int dvOff = (int) ((CpuTensor) dvCache).offset;
+    float[] dos = ((CpuTensor) dout).floats();
+    int doOff = (int) ((CpuTensor) dout).offset;
+    float[] qs = ((CpuTensor) q).floats();
+    int qOff = (int) ((CpuTensor) q).offset;
+    float[] ks = ((CpuTensor) kCache).floats();
+    int kOff = (int) ((CpuTensor) kCache).offset;
+    float[] vs = ((CpuTensor) vCache).floats();
+    int vOff = (int) ((CpuTensor) vCache).offset;
+    float[] p = ((CpuTensor) att).floats();
+    int pOff = (int) ((CpuTensor) att).offset;
+    int group = heads / kvHeads;
+    int kvDim = kvHeads * headDim;
+    float scale = (float) (1.0 / Math.sqrt(headDim));
+    int slotCount = 0;
+    for (int t = 0; t < rows; t++) {
+      slotCount = Math.max(slotCount, slots[t] + 1);
+    }
+    // one task per (slot, KV head): the only writers of that slot's dK/dV rows for that head, so
+    // no two threads add into the same element and the sums run in one fixed order
+    int tasks = slotCount * kvHeads;
+    parallel.forRange(tasks, 1, (from, to) -> {
+      float[] dp = scratch(maxLength);
+      for (int task = from; task < to; task++) {
+        int s = task / kvHeads;
+        int g = task % kvHeads;
+        int base = (int) ((long) s * maxLength * kvDim) + g * headDim;
+        for (int t = 0; t < rows; t++) {
+          if (slots[t] != s) {
+            continue;
+          }
+          int last = positions[t];
+          for (int h = g * group; h < (g + 1) * group; h++) {
+            int th = t * heads + h;
+            int pi = pOff + th * maxLength;
+            int oi = doOff + t * heads * headDim + h * headDim;
+            int qi = qOff + t * heads * headDim + h * headDim;
+            int dqi = dqOff + t * heads * headDim + h * headDim;
+            float sum = 0f;
+            for (int j = 0; j <= last; j++) {
+              float d = Matmul.dot(dos, oi, vs, vOff + base + j * kvDim, headDim);
+              dp[j] = d;
+              sum += p[pi + j] * d;
+            }
+            Arrays.fill(dqs, dqi, dqi + headDim, 0f);
+            for (int j = 0; j <= last; j++) {
+              float pj = p[pi + j];
+              float ds = pj * (dp[j] - sum) * scale;
+              axpy(ds, ks, kOff + base + j * kvDim, dqs, dqi, headDim);
+              axpy(ds, qs, qi, dks, dkOff + base + j * kvDim, headDim);
+              axpy(pj, dos, oi, dvs, dvOff + base + j * kvDim, headDim);
+            }
+          }
+        }
+      }
+    });
+  }
+
+  private final ThreadLocal<float[]> scratch = ThreadLocal.withInitial(() -> new float[0]);
+
+  private float[] scratch(int n) {
+    float[] s = scratch.get();
+    if (s.length < n) {
+      s = new float[n];
+      scratch.set(s);
+    }
+    return s;
+  }
+
   /** y[yOff, yOff+n) += alpha * x[xOff, xOff+n). */
   private static void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
     FloatVector va = FloatVector.broadcast(F, alpha);
@@ -313,16 +465,35 @@ final class CpuBackend implements Backend {
     int uOff = (int) ((CpuTensor) up).offset;
     int n = rows * dim;
     parallel.forRange(n, ELEMENTWISE_GRAIN, (from, to) -> {
-      int i = from;
-      int bound = from + F.loopBound(to - from);
-      for (; i < bound; i += L) {
-        FloatVector x = FloatVector.fromArray(F, g, gOff + i);
-        FloatVector silu = x.div(x.neg().lanewise(VectorOperators.EXP).add(1f));
-        silu.mul(FloatVector.fromArray(F, u, uOff + i)).intoArray(o, oOff + i);
-      }
-      for (; i < to; i++) {
+      // scalar Math.exp: the Vector API's lanewise EXP differs between JIT tiers (see Matmul.sum)
+      for (int i = from; i < to; i++) {
         float x = g[gOff + i];
         o[oOff + i] = x / (1f + (float) Math.exp(-x)) * u[uOff + i];
+      }
+    });
+  }
+
+  @Override
+  public void swigluBackward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up,
+      int rows, int dim) {
+    float[] dg = ((CpuTensor) dgate).floats();
+    int dgOff = (int) ((CpuTensor) dgate).offset;
+    float[] du = ((CpuTensor) dup).floats();
+    int duOff = (int) ((CpuTensor) dup).offset;
+    float[] d = ((CpuTensor) dout).floats();
+    int dOff = (int) ((CpuTensor) dout).offset;
+    float[] g = ((CpuTensor) gate).floats();
+    int gOff = (int) ((CpuTensor) gate).offset;
+    float[] u = ((CpuTensor) up).floats();
+    int uOff = (int) ((CpuTensor) up).offset;
+    int n = rows * dim;
+    parallel.forRange(n, ELEMENTWISE_GRAIN, (from, to) -> {
+      for (int i = from; i < to; i++) { // scalar Math.exp, as in the forward
+        float x = g[gOff + i];
+        float s = 1f / (1f + (float) Math.exp(-x));
+        float dy = d[dOff + i];
+        du[duOff + i] = dy * (x * s);
+        dg[dgOff + i] = dy * u[uOff + i] * (s * (1f + x * (1f - s)));
       }
     });
   }
@@ -372,6 +543,134 @@ final class CpuBackend implements Backend {
         for (int i = 0; i < dim; i++) {
           o[oi + i] *= inv;
         }
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- training
+
+  @Override
+  public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int ignoreIndex,
+      int rows, int vocab, float gradScale) {
+    float[] ls = ((CpuTensor) losses).floats();
+    int lOff = (int) ((CpuTensor) losses).offset;
+    float[] z = ((CpuTensor) logits).floats();
+    int zOff = (int) ((CpuTensor) logits).offset;
+    for (int t = 0; t < rows; t++) {
+      if (targets[t] != ignoreIndex && (targets[t] < 0 || targets[t] >= vocab)) {
+        throw new IllegalArgumentException("cross-entropy: target " + targets[t] + " of row " + t
+            + " is outside the vocabulary of " + vocab);
+      }
+    }
+    parallel.forRange(rows, 1, (from, to) -> {
+      for (int t = from; t < to; t++) {
+        int zi = zOff + t * vocab;
+        if (targets[t] == ignoreIndex) {
+          ls[lOff + t] = 0f;
+          Arrays.fill(z, zi, zi + vocab, 0f);
+          continue;
+        }
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < vocab; i++) {
+          max = Math.max(max, z[zi + i]);
+        }
+        double sum = 0;
+        for (int i = 0; i < vocab; i++) {
+          float e = (float) Math.exp(z[zi + i] - max);
+          z[zi + i] = e;
+          sum += e;
+        }
+        float target = z[zi + targets[t]];
+        // loss = log(sum) - (logit_target - max) = -log(e_target / sum)
+        ls[lOff + t] = (float) (Math.log(sum) - Math.log(target));
+        float inv = (float) (gradScale / sum);
+        for (int i = 0; i < vocab; i++) {
+          z[zi + i] *= inv;
+        }
+        z[zi + targets[t]] -= gradScale;
+      }
+    });
+  }
+
+  @Override
+  public void dropoutForward(Tensor out, Tensor x, float p, long seed, long count) {
+    float[] o = ((CpuTensor) out).floats();
+    int oOff = (int) ((CpuTensor) out).offset;
+    float[] xs = ((CpuTensor) x).floats();
+    int xOff = (int) ((CpuTensor) x).offset;
+    float keepScale = 1f / (1f - p);
+    parallel.forRange((int) count, ELEMENTWISE_GRAIN, (from, to) -> {
+      for (int i = from; i < to; i++) {
+        o[oOff + i] = dropoutUniform(seed, i) >= p ? xs[xOff + i] * keepScale : 0f;
+      }
+    });
+  }
+
+  /** A uniform in [0, 1) from (seed, i): SplitMix64's finaliser (Steele et al. 2014) on a counter. */
+  static float dropoutUniform(long seed, long i) {
+    long z = seed + (i + 1) * 0x9E3779B97F4A7C15L;
+    z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+    z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+    z = z ^ (z >>> 31);
+    return (z >>> 40) * 0x1.0p-24f;
+  }
+
+  @Override
+  public void zero(Tensor t, long count) {
+    CpuTensor c = (CpuTensor) t;
+    checkRange(c, 0, count);
+    Arrays.fill(c.floats(), (int) c.offset, (int) (c.offset + count), 0f);
+  }
+
+  @Override
+  public void scale(Tensor t, long count, float s) {
+    CpuTensor c = (CpuTensor) t;
+    checkRange(c, 0, count);
+    float[] a = c.floats();
+    int off = (int) c.offset;
+    for (int i = 0; i < count; i++) {
+      a[off + i] *= s;
+    }
+  }
+
+  @Override
+  public double squaredNorm(Tensor t, long count) {
+    CpuTensor c = (CpuTensor) t;
+    checkRange(c, 0, count);
+    float[] a = c.floats();
+    int off = (int) c.offset;
+    double s = 0;
+    for (int i = 0; i < count; i++) {
+      s += (double) a[off + i] * a[off + i];
+    }
+    return s;
+  }
+
+  @Override
+  public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, long count,
+      float decay, float oneMinusBeta1, float beta2, float oneMinusBeta2, float stepSize,
+      float bc2Sqrt, float eps) {
+    float[] p = ((CpuTensor) param).floats();
+    int pOff = (int) ((CpuTensor) param).offset;
+    float[] g = ((CpuTensor) grad).floats();
+    int gOff = (int) ((CpuTensor) grad).offset;
+    float[] m = ((CpuTensor) expAvg).floats();
+    int mOff = (int) ((CpuTensor) expAvg).offset;
+    float[] v = ((CpuTensor) expAvgSq).floats();
+    int vOff = (int) ((CpuTensor) expAvgSq).offset;
+    for (CpuTensor c : new CpuTensor[] {(CpuTensor) param, (CpuTensor) grad, (CpuTensor) expAvg, (CpuTensor) expAvgSq}) {
+      checkRange(c, 0, count);
+    }
+    parallel.forRange((int) count, ELEMENTWISE_GRAIN, (from, to) -> {
+      for (int j = from; j < to; j++) {
+        float gj = g[gOff + j];
+        float pj = p[pOff + j] * decay;
+        float mj = m[mOff + j] + oneMinusBeta1 * (gj - m[mOff + j]);
+        float vj = beta2 * v[vOff + j] + oneMinusBeta2 * gj * gj;
+        m[mOff + j] = mj;
+        v[vOff + j] = vj;
+        float denom = (float) Math.sqrt(vj) / bc2Sqrt + eps;
+        p[pOff + j] = pj - stepSize * (mj / denom);
       }
     });
   }

@@ -7,6 +7,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -50,6 +51,8 @@ final class Matmul {
     check(b, (long) k * n, "B");
     if (!transA && transB) {
       linear(c.floats(), (int) c.offset, a.floats(), (int) a.offset, b, m, n, k, alpha, beta);
+    } else if (!transA && a.array != null) {
+      inputGradient(c.floats(), (int) c.offset, a.floats(), (int) a.offset, b, m, n, k, alpha, beta);
     } else {
       general(c.floats(), (int) c.offset, a, transA, b, transB, m, n, k, alpha, beta);
     }
@@ -151,14 +154,14 @@ final class Matmul {
       v = FloatVector.fromArray(F, a, a3 + x);
       s30 = v.fma(b0, s30); s31 = v.fma(b1, s31); s32 = v.fma(b2, s32); s33 = v.fma(b3, s33);
     }
-    acc[0] = s00.reduceLanes(VectorOperators.ADD); acc[1] = s01.reduceLanes(VectorOperators.ADD);
-    acc[2] = s02.reduceLanes(VectorOperators.ADD); acc[3] = s03.reduceLanes(VectorOperators.ADD);
-    acc[4] = s10.reduceLanes(VectorOperators.ADD); acc[5] = s11.reduceLanes(VectorOperators.ADD);
-    acc[6] = s12.reduceLanes(VectorOperators.ADD); acc[7] = s13.reduceLanes(VectorOperators.ADD);
-    acc[8] = s20.reduceLanes(VectorOperators.ADD); acc[9] = s21.reduceLanes(VectorOperators.ADD);
-    acc[10] = s22.reduceLanes(VectorOperators.ADD); acc[11] = s23.reduceLanes(VectorOperators.ADD);
-    acc[12] = s30.reduceLanes(VectorOperators.ADD); acc[13] = s31.reduceLanes(VectorOperators.ADD);
-    acc[14] = s32.reduceLanes(VectorOperators.ADD); acc[15] = s33.reduceLanes(VectorOperators.ADD);
+    acc[0] = sum(s00); acc[1] = sum(s01);
+    acc[2] = sum(s02); acc[3] = sum(s03);
+    acc[4] = sum(s10); acc[5] = sum(s11);
+    acc[6] = sum(s12); acc[7] = sum(s13);
+    acc[8] = sum(s20); acc[9] = sum(s21);
+    acc[10] = sum(s22); acc[11] = sum(s23);
+    acc[12] = sum(s30); acc[13] = sum(s31);
+    acc[14] = sum(s32); acc[15] = sum(s33);
     for (; x < k; x++) {
       for (int i = 0; i < 4; i++) {
         float ai = a[aOff + i * k + x];
@@ -181,16 +184,43 @@ final class Matmul {
       s2 = v.fma(FloatVector.fromArray(F, w, wOff + 2 * k + x), s2);
       s3 = v.fma(FloatVector.fromArray(F, w, wOff + 3 * k + x), s3);
     }
-    acc[0] = s0.reduceLanes(VectorOperators.ADD);
-    acc[1] = s1.reduceLanes(VectorOperators.ADD);
-    acc[2] = s2.reduceLanes(VectorOperators.ADD);
-    acc[3] = s3.reduceLanes(VectorOperators.ADD);
+    acc[0] = sum(s0);
+    acc[1] = sum(s1);
+    acc[2] = sum(s2);
+    acc[3] = sum(s3);
     for (; x < k; x++) {
       float ax = a[aOff + x];
       for (int r = 0; r < 4; r++) {
         acc[r] += ax * w[wOff + r * k + x];
       }
     }
+  }
+
+  /** Shuffles that pair lane i with lane i + d (mod L), for d = L/2, L/4, ..., 1. */
+  @SuppressWarnings("unchecked")
+  private static final VectorShuffle<Float>[] FOLDS = folds();
+
+  @SuppressWarnings("unchecked")
+  private static VectorShuffle<Float>[] folds() {
+    int steps = Integer.numberOfTrailingZeros(L);
+    VectorShuffle<Float>[] f = new VectorShuffle[steps];
+    for (int s = 0, d = L / 2; d >= 1; s++, d /= 2) {
+      int dd = d;
+      f[s] = VectorShuffle.fromOp(F, i -> (i + dd) % L);
+    }
+    return f;
+  }
+
+  /**
+   * The sum of the lanes in one fixed tree order. {@code reduceLanes(ADD)} may add in any order,
+   * and does: the interpreter adds lane by lane, C2 in a tree, so a result would depend on how
+   * warm the JIT is. Training must repeat bit for bit (resume), so every reduction goes here.
+   */
+  static float sum(FloatVector v) {
+    for (VectorShuffle<Float> f : FOLDS) {
+      v = v.add(v.rearrange(f));
+    }
+    return v.lane(0);
   }
 
   static float dot(float[] a, int aOff, float[] b, int bOff, int k) {
@@ -200,7 +230,7 @@ final class Matmul {
     for (; x < bound; x += L) {
       s = FloatVector.fromArray(F, a, aOff + x).fma(FloatVector.fromArray(F, b, bOff + x), s);
     }
-    float r = s.reduceLanes(VectorOperators.ADD);
+    float r = sum(s);
     for (; x < k; x++) {
       r += a[aOff + x] * b[bOff + x];
     }
@@ -254,6 +284,81 @@ final class Matmul {
   }
 
   // ---------------------------------------------------------------- the other transposes
+
+  /** Rows of {@code B} per panel of {@link #inputGradient}: 256 x 2 vectors stay in L1/L2. */
+  static final int PANEL_ROWS = 256;
+
+  /**
+   * {@code C = alpha A B + beta C} with {@code B [k,n]} not transposed: the backward of a linear
+   * layer, {@code dx = dy W} with the weight as stored. Each thread takes strips of
+   * {@code 2 x L} columns of {@code B}; for each block of {@link #PANEL_ROWS} rows it converts
+   * that part of the strip to float32 once into a small panel, then runs a 4 x 2-vector register
+   * tile down all the tokens (8 FMAs per 2 panel loads and 4 broadcasts), adding into {@code C}.
+   */
+  private void inputGradient(float[] c, int cOff, float[] a, int aOff, CpuTensor b,
+      int m, int n, int k, float alpha, float beta) {
+    int w = 2 * L;
+    int strips = (n + w - 1) / w;
+    parallel.forRange(strips, Math.max(1, strips / (parallel.threads * 8)), (from, to) -> {
+      float[] panel = scratchFor(PANEL_ROWS * w);
+      float[] acc = new float[4 * w];
+      for (int s = from; s < to; s++) {
+        int j0 = s * w;
+        int cols = Math.min(w, n - j0);
+        for (int x0 = 0; x0 < k; x0 += PANEL_ROWS) {
+          int xs = Math.min(PANEL_ROWS, k - x0);
+          float bt = x0 == 0 ? beta : 1f;
+          for (int x = 0; x < xs; x++) {
+            toFloat(b, (long) (x0 + x) * n + j0, cols, panel, x * w);
+            for (int j = cols; j < w; j++) {
+              panel[x * w + j] = 0f;
+            }
+          }
+          int t = 0;
+          for (; t + 4 <= m; t += 4) {
+            FloatVector s00 = FloatVector.zero(F), s01 = s00, s10 = s00, s11 = s00;
+            FloatVector s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+            int a0 = aOff + t * k + x0, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
+            for (int x = 0; x < xs; x++) {
+              FloatVector b0 = FloatVector.fromArray(F, panel, x * w);
+              FloatVector b1 = FloatVector.fromArray(F, panel, x * w + L);
+              FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
+              s00 = v.fma(b0, s00); s01 = v.fma(b1, s01);
+              v = FloatVector.broadcast(F, a[a1 + x]);
+              s10 = v.fma(b0, s10); s11 = v.fma(b1, s11);
+              v = FloatVector.broadcast(F, a[a2 + x]);
+              s20 = v.fma(b0, s20); s21 = v.fma(b1, s21);
+              v = FloatVector.broadcast(F, a[a3 + x]);
+              s30 = v.fma(b0, s30); s31 = v.fma(b1, s31);
+            }
+            s00.intoArray(acc, 0); s01.intoArray(acc, L);
+            s10.intoArray(acc, w); s11.intoArray(acc, w + L);
+            s20.intoArray(acc, 2 * w); s21.intoArray(acc, 2 * w + L);
+            s30.intoArray(acc, 3 * w); s31.intoArray(acc, 3 * w + L);
+            for (int i = 0; i < 4; i++) {
+              for (int j = 0; j < cols; j++) {
+                store(c, cOff + (t + i) * n + j0 + j, acc[i * w + j], alpha, bt);
+              }
+            }
+          }
+          for (; t < m; t++) {
+            FloatVector s0 = FloatVector.zero(F), s1 = s0;
+            int a0 = aOff + t * k + x0;
+            for (int x = 0; x < xs; x++) {
+              FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
+              s0 = v.fma(FloatVector.fromArray(F, panel, x * w), s0);
+              s1 = v.fma(FloatVector.fromArray(F, panel, x * w + L), s1);
+            }
+            s0.intoArray(acc, 0);
+            s1.intoArray(acc, L);
+            for (int j = 0; j < cols; j++) {
+              store(c, cOff + t * n + j0 + j, acc[j], alpha, bt);
+            }
+          }
+        }
+      }
+    });
+  }
 
   /**
    * Row by row: {@code C[i,:] = beta C[i,:] + alpha sum_x op(A)[i,x] op(B)[x,:]}, an axpy over

@@ -35,7 +35,10 @@ final class CudaBackend implements Backend {
 
   private static final String[] KERNELS = {
       "cast_to_16", "cast_to_f32", "embedding_forward", "rmsnorm_forward", "rope_forward",
-      "kv_store_forward", "attention_forward", "swiglu_forward", "add_forward", "softmax_forward"};
+      "kv_store_forward", "attention_forward", "swiglu_forward", "add_forward", "softmax_forward",
+      "rmsnorm_backward", "rope_backward", "kv_store_backward", "attention_backward_dq",
+      "attention_backward_dkv", "swiglu_backward", "cross_entropy_forward", "dropout_forward",
+      "scale_inplace", "squared_norm", "adamw_step"};
   private static final int ELEMENTWISE_BLOCK = 256;
   private static final int ATTENTION_BLOCK = 128;
   private static final int INT_STAGES = 8;
@@ -545,65 +548,215 @@ final class CudaBackend implements Backend {
     launch("softmax_forward", rows, rowBlock(dim), 0, o.address(), xs.address(), dim);
   }
 
-  // ---------------------------------------------------------------- training (not yet)
+  // ---------------------------------------------------------------- training
 
-  // The training ops that branch `backward` adds to the SPI, with its signatures, so that the
-  // merge compiles: on this backend each is a one-line error until issue 5's training part
-  // implements them (they are not @Override here because this branch's SPI has no such methods).
-
-  private static UnsupportedOperationException training(String op) {
-    return new UnsupportedOperationException(op + " is not implemented by the CUDA backend yet (issue 5:"
-        + " LoRA training on the GPU); train with --device cpu");
-  }
-
+  @Override
   public void rmsnormBackward(Tensor dx, Tensor dout, Tensor x, Tensor weight, Tensor rstd, int rows, int dim) {
-    throw training("rmsnormBackward");
+    enter();
+    CudaTensor d = f32(dx, "rmsnormBackward", "dx");
+    CudaTensor g = f32(dout, "rmsnormBackward", "dout");
+    CudaTensor xs = f32(x, "rmsnormBackward", "x");
+    CudaTensor w = f32(weight, "rmsnormBackward", "weight");
+    CudaTensor r = f32(rstd, "rmsnormBackward", "rstd");
+    long n = (long) rows * dim;
+    checkRange(d, 0, n, "rmsnormBackward dx");
+    checkRange(g, 0, n, "rmsnormBackward dout");
+    checkRange(xs, 0, n, "rmsnormBackward x");
+    checkRange(w, 0, dim, "rmsnormBackward weight");
+    checkRange(r, 0, rows, "rmsnormBackward rstd");
+    launch("rmsnorm_backward", rows, rowBlock(dim), 0, d.address(), g.address(), xs.address(), w.address(),
+        r.address(), dim);
   }
 
+  @Override
   public void ropeBackward(Tensor dx, Tensor table, int[] positions, int rows, int heads, int headDim) {
-    throw training("ropeBackward");
+    enter();
+    CudaTensor xt = f32(dx, "ropeBackward", "dx");
+    CudaTensor tab = f32(table, "ropeBackward", "table");
+    checkRange(xt, 0, (long) rows * heads * headDim, "ropeBackward dx");
+    long maxPositions = tab.size() / headDim;
+    for (int t = 0; t < rows; t++) {
+      if (positions[t] < 0 || positions[t] >= maxPositions) {
+        throw new IllegalArgumentException("position " + positions[t] + " of row " + t
+            + " is outside the rope table of " + maxPositions + " positions");
+      }
+    }
+    long pos = ints(positions, rows, "ropeBackward");
+    long pairs = (long) rows * heads * (headDim / 2);
+    launch("rope_backward", gridFor(pairs), ELEMENTWISE_BLOCK, 0, xt.address(), tab.address(), pos, rows, heads, headDim);
   }
 
+  @Override
   public void kvStoreBackward(Tensor dk, Tensor dv, Tensor dkCache, Tensor dvCache,
       int[] slots, int[] positions, int rows, int kvDim, int maxLength) {
-    throw training("kvStoreBackward");
+    enter();
+    CudaTensor dkt = f32(dk, "kvStoreBackward", "dk");
+    CudaTensor dvt = f32(dv, "kvStoreBackward", "dv");
+    CudaTensor kc = f32(dkCache, "kvStoreBackward", "dkCache");
+    CudaTensor vc = f32(dvCache, "kvStoreBackward", "dvCache");
+    checkRange(dkt, 0, (long) rows * kvDim, "kvStoreBackward dk");
+    checkRange(dvt, 0, (long) rows * kvDim, "kvStoreBackward dv");
+    long slotCount = kc.size() / ((long) maxLength * kvDim);
+    checkRange(vc, 0, slotCount * maxLength * kvDim, "kvStoreBackward dvCache");
+    checkSlots("KV cache gradient", slots, positions, rows, slotCount, maxLength);
+    long s = ints(slots, rows, "kvStoreBackward");
+    long p = ints(positions, rows, "kvStoreBackward");
+    launch("kv_store_backward", rows, rowBlock(kvDim), 0, dkt.address(), dvt.address(), kc.address(), vc.address(),
+        s, p, kvDim, maxLength);
   }
 
+  private long dsScratch;       // device, ds of the attention backward, [rows, heads, maxLength]
+  private long dsScratchBytes;
+
+  @Override
   public void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor q,
       Tensor kCache, Tensor vCache, Tensor att, int[] slots, int[] positions,
       int rows, int heads, int kvHeads, int headDim, int maxLength) {
-    throw training("attentionBackward");
+    enter();
+    if (heads % kvHeads != 0) {
+      throw new IllegalArgumentException("attention: " + heads + " query heads are not a multiple of "
+          + kvHeads + " KV heads");
+    }
+    CudaTensor dqt = f32(dq, "attentionBackward", "dq");
+    CudaTensor dkc = f32(dkCache, "attentionBackward", "dkCache");
+    CudaTensor dvc = f32(dvCache, "attentionBackward", "dvCache");
+    CudaTensor dot = f32(dout, "attentionBackward", "dout");
+    CudaTensor qt = f32(q, "attentionBackward", "q");
+    CudaTensor kc = f32(kCache, "attentionBackward", "kCache");
+    CudaTensor vc = f32(vCache, "attentionBackward", "vCache");
+    CudaTensor p = f32(att, "attentionBackward", "att");
+    long qn = (long) rows * heads * headDim;
+    checkRange(dqt, 0, qn, "attentionBackward dq");
+    checkRange(dot, 0, qn, "attentionBackward dout");
+    checkRange(qt, 0, qn, "attentionBackward q");
+    checkRange(p, 0, (long) rows * heads * maxLength, "attentionBackward att");
+    long kvDim = (long) kvHeads * headDim;
+    long slotCount = kc.size() / (maxLength * kvDim);
+    checkRange(vc, 0, slotCount * maxLength * kvDim, "attentionBackward vCache");
+    checkRange(dkc, 0, slotCount * maxLength * kvDim, "attentionBackward dkCache");
+    checkRange(dvc, 0, slotCount * maxLength * kvDim, "attentionBackward dvCache");
+    checkSlots("attention", slots, positions, rows, slotCount, maxLength);
+    int usedSlots = 0;
+    for (int t = 0; t < rows; t++) {
+      usedSlots = Math.max(usedSlots, slots[t] + 1);
+    }
+    long bytes = 4L * rows * heads * maxLength;
+    if (dsScratchBytes < bytes) {
+      driver.streamSynchronize(stream, null);
+      deviceFree(dsScratch);
+      dsScratchBytes = bytes;
+      dsScratch = deviceAlloc(bytes);
+    }
+    long s = ints(slots, rows, "attentionBackward");
+    long pos = ints(positions, rows, "attentionBackward");
+    float scale = (float) (1.0 / Math.sqrt(headDim));
+    int shared = (headDim + 32) * 4;
+    launch("attention_backward_dq", rows * heads, ATTENTION_BLOCK, shared, dqt.address(), dsScratch, dot.address(),
+        p.address(), kc.address(), vc.address(), s, pos, heads, kvHeads, headDim, maxLength, scale);
+    long blocks = (long) usedSlots * maxLength * kvHeads;
+    launch("attention_backward_dkv", Math.toIntExact(blocks), rowBlock(headDim), 0, dkc.address(), dvc.address(),
+        dsScratch, p.address(), qt.address(), dot.address(), s, pos, rows, heads, kvHeads, headDim, maxLength, scale);
   }
 
+  @Override
   public void swigluBackward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up, int rows, int dim) {
-    throw training("swigluBackward");
+    enter();
+    long n = (long) rows * dim;
+    CudaTensor dg = f32(dgate, "swigluBackward", "dgate");
+    CudaTensor du = f32(dup, "swigluBackward", "dup");
+    CudaTensor d = f32(dout, "swigluBackward", "dout");
+    CudaTensor g = f32(gate, "swigluBackward", "gate");
+    CudaTensor u = f32(up, "swigluBackward", "up");
+    for (CudaTensor c : new CudaTensor[] {dg, du, d, g, u}) {
+      checkRange(c, 0, n, "swigluBackward");
+    }
+    launch("swiglu_backward", gridFor(n), ELEMENTWISE_BLOCK, 0, dg.address(), du.address(), d.address(),
+        g.address(), u.address(), n);
   }
 
+  @Override
   public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int ignoreIndex,
       int rows, int vocab, float gradScale) {
-    throw training("crossEntropyForward");
+    enter();
+    CudaTensor l = f32(losses, "crossEntropyForward", "losses");
+    CudaTensor z = f32(logits, "crossEntropyForward", "logits");
+    checkRange(l, 0, rows, "crossEntropyForward losses");
+    checkRange(z, 0, (long) rows * vocab, "crossEntropyForward logits");
+    for (int t = 0; t < rows; t++) {
+      if (targets[t] != ignoreIndex && (targets[t] < 0 || targets[t] >= vocab)) {
+        throw new IllegalArgumentException("cross-entropy: target " + targets[t] + " of row " + t
+            + " is outside the vocabulary of " + vocab);
+      }
+    }
+    long tg = ints(targets, rows, "crossEntropyForward");
+    launch("cross_entropy_forward", rows, 1024, 0, l.address(), z.address(), tg, ignoreIndex, vocab, gradScale);
   }
 
+  @Override
   public void dropoutForward(Tensor out, Tensor x, float p, long seed, long count) {
-    throw training("dropoutForward");
+    enter();
+    CudaTensor o = f32(out, "dropoutForward", "out");
+    CudaTensor xs = f32(x, "dropoutForward", "x");
+    checkRange(o, 0, count, "dropoutForward out");
+    checkRange(xs, 0, count, "dropoutForward x");
+    launch("dropout_forward", gridFor(count), ELEMENTWISE_BLOCK, 0, o.address(), xs.address(), p, 1f / (1f - p),
+        seed, count);
   }
 
+  @Override
   public void zero(Tensor t, long count) {
-    throw training("zero");
+    enter();
+    CudaTensor c = f32(t, "zero", "t");
+    checkRange(c, 0, count, "zero");
+    if (count > 0) {
+      driver.memsetD32Async(c.address(), 0, count, stream);
+      castValid = false;
+      after("zero");
+    }
   }
 
+  @Override
   public void scale(Tensor t, long count, float s) {
-    throw training("scale");
+    enter();
+    CudaTensor c = f32(t, "scale", "t");
+    checkRange(c, 0, count, "scale");
+    launch("scale_inplace", gridFor(count), ELEMENTWISE_BLOCK, 0, c.address(), s, count);
   }
 
+  private long normResult;  // device, one double
+
+  @Override
   public double squaredNorm(Tensor t, long count) {
-    throw training("squaredNorm");
+    enter();
+    CudaTensor c = f32(t, "squaredNorm", "t");
+    checkRange(c, 0, count, "squaredNorm");
+    if (normResult == 0) {
+      normResult = deviceAlloc(8);
+    }
+    if (count == 0) {
+      return 0;
+    }
+    launch("squared_norm", 1, 1024, 0, normResult, c.address(), count);
+    MemorySegment stage = hostStage(8);
+    driver.copyDtoHAsync(stage, normResult, 8, stream);
+    driver.streamSynchronize(stream, "squaredNorm");
+    return stage.get(java.lang.foreign.ValueLayout.JAVA_DOUBLE, 0);
   }
 
+  @Override
   public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, long count,
       float decay, float oneMinusBeta1, float beta2, float oneMinusBeta2, float stepSize,
       float bc2Sqrt, float eps) {
-    throw training("adamwStep");
+    enter();
+    CudaTensor p = f32(param, "adamwStep", "param");
+    CudaTensor g = f32(grad, "adamwStep", "grad");
+    CudaTensor m = f32(expAvg, "adamwStep", "expAvg");
+    CudaTensor v = f32(expAvgSq, "adamwStep", "expAvgSq");
+    for (CudaTensor c : new CudaTensor[] {p, g, m, v}) {
+      checkRange(c, 0, count, "adamwStep");
+    }
+    launch("adamw_step", gridFor(count), ELEMENTWISE_BLOCK, 0, p.address(), g.address(), m.address(), v.address(),
+        count, decay, oneMinusBeta1, beta2, oneMinusBeta2, stepSize, bc2Sqrt, eps);
   }
 
   @Override

@@ -81,9 +81,17 @@ final class AnswerRestatementCleaner extends ExplanationCleaner {
 
   @Override
   String clean(String explanation, List<String> options, int answerIndex) {
+    String s = explanation;
+    int first = 0;
+    while (first < s.length() && Character.isWhitespace(s.charAt(first))) {
+      first++;
+    }
+    if (first == s.length() || "aAbBcCdD([".indexOf(s.charAt(first)) < 0) {
+      // every form this cleaner removes starts with one of these; most explanations do not
+      return finish(s, s);
+    }
     String answer = options.get(answerIndex);
     char copLetter = (char) ('a' + answerIndex);
-    String s = explanation;
     int at = -1;
     boolean removeAnswer = false;
 

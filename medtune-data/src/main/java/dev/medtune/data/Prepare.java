@@ -114,13 +114,14 @@ public final class Prepare {
 
     PrepareReport execute(InputFiles inputs) {
       MedMcqaReader reader = new MedMcqaReader(out.temp());
-      boolean needChoiceType = o.choiceType() != PrepareOptions.ChoiceType.ALL;
+      String keepChoiceType = o.choiceType() == PrepareOptions.ChoiceType.ALL
+          ? null : o.choiceType().name().toLowerCase(Locale.ROOT);
       for (Path file : inputs.files()) {
         copBase = o.copBase();
         copBaseFrom = o.copBase() == null ? null : "--cop-base";
         pending.clear();
         fileRecords = 0;
-        reader.read(file, needChoiceType, this);
+        reader.read(file, keepChoiceType, this);
         endFile(file);
       }
       try {
@@ -274,11 +275,13 @@ public final class Prepare {
         empty++;
         return;
       }
-      if (Words.normalise(cleaned).equals(Words.normalise(answer))) {
+      int words = Words.count(cleaned);
+      // equal texts have as many words; counting first spares normalising long explanations
+      if (words == Words.count(answer)
+          && Words.normalise(cleaned).equals(Words.normalise(answer))) {
         equalsAnswer++;
         return;
       }
-      int words = Words.count(cleaned);
       if (words < o.minWords()) {
         tooFewWords++;
         return;
@@ -496,6 +499,9 @@ public final class Prepare {
   static Integer integer(String s) {
     if (s == null) {
       return null;
+    }
+    if (s.length() == 1 && s.charAt(0) >= '0' && s.charAt(0) <= '9') {
+      return s.charAt(0) - '0';
     }
     try {
       BigDecimal d = new BigDecimal(s.strip());

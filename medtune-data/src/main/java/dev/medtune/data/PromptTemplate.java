@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -29,6 +31,8 @@ public final class PromptTemplate {
 
   private final String text;
   private final int answerAt;
+  private final List<String[]> promptPieces;
+  private final List<String[]> completionPieces;
 
   private PromptTemplate(String text) {
     Matcher m = PLACEHOLDER.matcher(text);
@@ -49,6 +53,8 @@ public final class PromptTemplate {
     if (text.indexOf("{question}") > answerAt) {
       throw new IllegalArgumentException("the template puts {answer} before {question}");
     }
+    this.promptPieces = split(text.substring(0, answerAt));
+    this.completionPieces = split(text.substring(answerAt));
   }
 
   /** The recipe's template. */
@@ -81,26 +87,40 @@ public final class PromptTemplate {
 
   /** The prompt a model sees for a question: the template up to the answer slot. */
   public String prompt(String question) {
-    return fill(text.substring(0, answerAt), Map.of("question", question));
+    return fill(promptPieces, Map.of("question", question));
   }
 
   /** What the model should produce after {@link #prompt}. */
   public String completion(String answer, String explanation) {
-    return fill(text.substring(answerAt), Map.of("answer", answer, "explanation", explanation));
+    return fill(completionPieces, Map.of("answer", answer, "explanation", explanation));
   }
 
   public String text() {
     return text;
   }
 
-  private static String fill(String part, Map<String, String> values) {
+  /** A template part as literal text and placeholders, split once rather than per example. */
+  private static List<String[]> split(String part) {
+    List<String[]> pieces = new ArrayList<>();
     Matcher m = PLACEHOLDER.matcher(part);
-    StringBuilder out = new StringBuilder();
+    int at = 0;
     while (m.find()) {
-      String v = values.get(m.group(1));
-      m.appendReplacement(out, Matcher.quoteReplacement(v == null ? m.group() : v));
+      pieces.add(new String[] {part.substring(at, m.start()), m.group(1)});
+      at = m.end();
     }
-    m.appendTail(out);
+    pieces.add(new String[] {part.substring(at), null});
+    return pieces;
+  }
+
+  private static String fill(List<String[]> pieces, Map<String, String> values) {
+    StringBuilder out = new StringBuilder(256);
+    for (String[] p : pieces) {
+      out.append(p[0]);
+      if (p[1] != null) {
+        String v = values.get(p[1]);
+        out.append(v == null ? "{" + p[1] + "}" : v);
+      }
+    }
     return out.toString();
   }
 }

@@ -12,6 +12,9 @@ final class Words {
    * (bidi types B and S), which Java's {@code Character.isWhitespace} misses for U+00A0 etc.
    */
   static boolean isPythonSpace(int c) {
+    if (c < 0x80) {
+      return c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f);
+    }
     return (c >= 0x1c && c <= 0x1f) || Character.isWhitespace(c) || Character.isSpaceChar(c)
         || c == 0x85;
   }
@@ -35,7 +38,8 @@ final class Words {
    * lower case, runs of whitespace as one space, no surrounding spaces or final full stops.
    */
   static String normalise(String s) {
-    String t = Normalizer.normalize(s, Normalizer.Form.NFKC).toLowerCase(Locale.ROOT);
+    String t = (ascii(s) ? s : Normalizer.normalize(s, Normalizer.Form.NFKC))
+        .toLowerCase(Locale.ROOT);
     StringBuilder b = new StringBuilder(t.length());
     boolean space = false;
     for (int i = 0; i < t.length(); i++) {
@@ -56,5 +60,15 @@ final class Words {
     }
     b.setLength(end);
     return b.toString();
+  }
+
+  /** NFKC leaves ASCII as it is; checking is much cheaper than normalising. */
+  private static boolean ascii(String s) {
+    for (int i = 0; i < s.length(); i++) {
+      if (s.charAt(i) >= 0x80) {
+        return false;
+      }
+    }
+    return true;
   }
 }

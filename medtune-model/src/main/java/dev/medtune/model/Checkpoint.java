@@ -111,6 +111,25 @@ public final class Checkpoint implements AutoCloseable {
     return tensors.keySet();
   }
 
+  /**
+   * This checkpoint with some tensors replaced (same names and shapes), e.g. LoRA merged into the
+   * projections in memory for {@code generate --adapter}. The view owns no file: close the
+   * original, not the view, when done.
+   */
+  public Checkpoint withTensors(Map<String, TensorInfo> replacements) {
+    Map<String, TensorInfo> m = new LinkedHashMap<>(tensors);
+    for (Map.Entry<String, TensorInfo> e : replacements.entrySet()) {
+      TensorInfo old = m.get(e.getKey());
+      if (old == null || !java.util.Arrays.equals(old.shape(), e.getValue().shape())) {
+        throw new IllegalArgumentException(dir + ": cannot replace tensor " + e.getKey()
+            + (old == null ? ": no such tensor" : ": shape " + java.util.Arrays.toString(e.getValue().shape())
+                + " differs from " + java.util.Arrays.toString(old.shape())));
+      }
+      m.put(e.getKey(), e.getValue());
+    }
+    return new Checkpoint(dir, config, List.of(), Collections.unmodifiableMap(m));
+  }
+
   /** Unmaps every shard; tensors must not be used afterwards. */
   @Override
   public void close() {

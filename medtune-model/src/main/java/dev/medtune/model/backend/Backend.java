@@ -92,6 +92,13 @@ public interface Backend extends AutoCloseable {
   void rmsnormForward(Tensor out, Tensor x, Tensor weight, Tensor rstd, float eps, int rows, int dim);
 
   /**
+   * The backward of {@link #rmsnormForward} with a frozen weight, accumulated into {@code dx}:
+   * {@code g = weight * dout}, {@code dx[t,:] += rstd[t] * (g - x[t,:] * rstd[t]^2 * mean(x[t,:] * g))},
+   * with {@code rstd} as the forward saved it.
+   */
+  void rmsnormBackward(Tensor dx, Tensor dout, Tensor x, Tensor weight, Tensor rstd, int rows, int dim);
+
+  /**
    * Rotary position embedding (Su et al. 2021, arXiv:2104.09864) in place, in the Hugging Face
    * layout (rotate_half: element {@code i} pairs with {@code i + headDim/2}) on
    * {@code x[t, h*headDim ...]} for {@code h < heads}:
@@ -105,6 +112,13 @@ public interface Backend extends AutoCloseable {
   void ropeForward(Tensor x, Tensor table, int[] positions, int rows, int heads, int headDim);
 
   /**
+   * The backward of {@link #ropeForward}, in place on the gradient: the rotation is orthogonal, so
+   * {@code dx} is rotated by the negative angle, {@code dx1' = dx1 cos + dx2 sin},
+   * {@code dx2' = dx2 cos - dx1 sin}.
+   */
+  void ropeBackward(Tensor dx, Tensor table, int[] positions, int rows, int heads, int headDim);
+
+  /**
    * Stores the keys and values of {@code rows} tokens in the KV cache:
    * {@code kCache[slots[t], positions[t], :] = k[t, :]}, same for {@code v}. The caches are
    * {@code [slotCount, maxLength, kvHeads*headDim]} float32 (one layer). For training the
@@ -112,6 +126,13 @@ public interface Backend extends AutoCloseable {
    * Backward: {@code dk[t,:] = dkCache[slots[t], positions[t], :]}, same for {@code dv}.
    */
   void kvStoreForward(Tensor kCache, Tensor vCache, Tensor k, Tensor v,
+      int[] slots, int[] positions, int rows, int kvDim, int maxLength);
+
+  /**
+   * The backward of {@link #kvStoreForward}, a gather: {@code dk[t,:] = dkCache[slots[t], positions[t], :]},
+   * same for {@code dv} (overwritten).
+   */
+  void kvStoreBackward(Tensor dk, Tensor dv, Tensor dkCache, Tensor dvCache,
       int[] slots, int[] positions, int rows, int kvDim, int maxLength);
 
   /**
@@ -130,12 +151,31 @@ public interface Backend extends AutoCloseable {
       int[] slots, int[] positions, int rows, int heads, int kvHeads, int headDim, int maxLength);
 
   /**
+   * The backward of {@link #attentionForward} from its saved probabilities {@code att}: with
+   * {@code dp_j = dout[t,h,:] . v_j} and {@code ds_j = p_j (dp_j - sum_i p_i dp_i)},
+   * {@code dq[t,h,:] = sum_j ds_j k_j / sqrt(headDim)} (overwritten), and accumulated into the
+   * caches' gradients {@code dkCache[s,j,g,:] += ds_j q[t,h,:] / sqrt(headDim)},
+   * {@code dvCache[s,j,g,:] += p_j dout[t,h,:]} (the caller zeroes them first). Several sequences
+   * (slots) in one batch, packed examples among them, never mix: each has its own slot.
+   */
+  void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor q,
+      Tensor kCache, Tensor vCache, Tensor att, int[] slots, int[] positions,
+      int rows, int heads, int kvHeads, int headDim, int maxLength);
+
+  /**
    * SwiGLU (Shazeer 2020, arXiv:2002.05202) as Llama's MLP uses it:
    * {@code out = silu(gate) * up}, {@code silu(x) = x / (1 + e^-x)}, on {@code rows x dim}.
    * Planned backward: {@code swigluBackward(dgate, dup, dout, gate, up, rows, dim)} with
    * {@code dgate = dout * up * s (1 + x (1 - s))}, {@code s = sigmoid(gate)}, {@code dup = dout * silu(gate)}.
    */
   void swigluForward(Tensor out, Tensor gate, Tensor up, int rows, int dim);
+
+  /**
+   * The backward of {@link #swigluForward}: {@code s = sigmoid(gate)},
+   * {@code dgate = dout * up * s * (1 + gate * (1 - s))}, {@code dup = dout * gate * s} (both
+   * overwritten).
+   */
+  void swigluBackward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up, int rows, int dim);
 
   /**
    * {@code out = a + b} on {@code rows x dim} (the residual connections; {@code out} may be
@@ -149,6 +189,54 @@ public interface Backend extends AutoCloseable {
    * in one pass, ignore-index aware), added with the backward.
    */
   void softmaxForward(Tensor out, Tensor x, int rows, int dim);
+
+  // ---------------------------------------------------------------- training
+
+  /**
+   * Cross-entropy with its gradient in one pass (llm.c's fused classifier): for each row
+   * {@code t} with {@code targets[t] != ignoreIndex}, {@code losses[t] = logsumexp(logits[t,:]) -
+   * logits[t, targets[t]]} and the row of {@code logits} is replaced by
+   * {@code gradScale * (softmax(logits[t,:]) - onehot(targets[t]))}; ignored rows get loss 0 and a
+   * zero gradient. {@code gradScale} is 1 / (counted tokens of the whole optimizer step), so
+   * micro-batches accumulate exactly the gradient of one large batch. {@code losses} is float32
+   * {@code [rows]}; the caller sums it in double.
+   */
+  void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int ignoreIndex,
+      int rows, int vocab, float gradScale);
+
+  /**
+   * Inverted dropout (Srivastava et al. 2014) with a mask that is a pure function of
+   * {@code (seed, i)}: element {@code i} of {@code x[0..count)} is kept when
+   * {@code hash(seed, i) >= p} (a uniform in [0, 1)) and scaled by {@code 1 / (1 - p)}, else
+   * zeroed. The backward is the same call on the gradient with the same seed (the mask is
+   * recomputed, never stored).
+   */
+  void dropoutForward(Tensor out, Tensor x, float p, long seed, long count);
+
+  /** Sets the first {@code count} elements of {@code t} to zero. */
+  void zero(Tensor t, long count);
+
+  /** {@code t[0..count) *= s} (gradient clipping). */
+  void scale(Tensor t, long count, float s);
+
+  /**
+   * {@code sum t[i]^2} over {@code [0, count)}, accumulated in double in a fixed order (so the
+   * same on every run); waits for the queued ops. The global gradient norm is the square root of
+   * the sum over all gradients (as {@code torch.nn.utils.clip_grad_norm_}).
+   */
+  double squaredNorm(Tensor t, long count);
+
+  /**
+   * One AdamW update (Loshchilov and Hutter, ICLR 2019) of {@code param[0..count)} in place, as
+   * {@code torch.optim.AdamW} computes it in float32 ({@code amsgrad=False}), the scalars made
+   * by the caller in double: {@code p *= decay}; {@code m += (1 - beta1) (g - m)};
+   * {@code v = beta2 v + (1 - beta2) g^2}; {@code p -= stepSize * m / (sqrt(v) / bc2Sqrt + eps)},
+   * where {@code decay = 1 - lr wd}, {@code stepSize = lr / (1 - beta1^t)},
+   * {@code bc2Sqrt = sqrt(1 - beta2^t)}. {@code dev.medtune.model.train.AdamW} is its host twin.
+   */
+  void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, long count,
+      float decay, float oneMinusBeta1, float beta2, float oneMinusBeta2, float stepSize,
+      float bc2Sqrt, float eps);
 
   /** Waits for the queued ops (a no-op on the CPU). */
   default void synchronize() {}

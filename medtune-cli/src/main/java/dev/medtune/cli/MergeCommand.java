@@ -1,0 +1,51 @@
+package dev.medtune.cli;
+
+import dev.medtune.model.Checkpoint;
+import dev.medtune.model.lora.LoraAdapter;
+import dev.medtune.model.lora.LoraMerge;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code medtune merge}: a LoRA adapter folded into its base model, written in Hugging Face layout. */
+@Command(
+    name = "merge",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Fold a LoRA adapter (PEFT layout) into its base model: W + s * B @ A on every adapted"
+          + " projection, in the base model's dtype. Writes a model folder in Hugging Face layout"
+          + " (same safetensors files and index as the base, config and tokenizer files copied)."
+    })
+final class MergeCommand implements Callable<Integer> {
+
+  @Option(names = "--model", required = true, paramLabel = "M", description = "Base model folder.")
+  Path model;
+
+  @Option(names = "--adapter", required = true, paramLabel = "A", description = "Adapter folder (adapter_config.json, adapter_model.safetensors).")
+  Path adapter;
+
+  @Option(names = "--output", required = true, paramLabel = "DIR", description = "Folder to write the merged model to.")
+  Path output;
+
+  @Option(names = "--overwrite", description = "Replace an existing non-empty output folder.")
+  boolean overwrite;
+
+  @Override
+  public Integer call() {
+    if (!Files.isDirectory(adapter)) {
+      throw new MedtuneFailure(adapter + ": no such adapter folder");
+    }
+    long t0 = System.nanoTime();
+    try (Checkpoint base = Checkpoint.open(model)) {
+      LoraAdapter a = LoraAdapter.load(adapter, base.config());
+      LoraMerge.write(base, model, a, output, overwrite);
+      System.err.printf("merge: %s + %s (r %d, %d projections per layer) -> %s (%.1f s)%n", model, adapter,
+          a.config().r(), a.config().targets().size(), output, (System.nanoTime() - t0) / 1e9);
+    } catch (IllegalArgumentException e) {
+      throw new MedtuneFailure(e.getMessage());
+    }
+    return 0;
+  }
+}
