@@ -640,6 +640,19 @@ final class CudaBackend implements Backend {
     for (int t = 0; t < rows; t++) {
       usedSlots = Math.max(usedSlots, slots[t] + 1);
     }
+    // each slot's first and past-the-last row: the dK/dV kernel looks only there
+    int[] range = new int[2 * usedSlots];
+    Arrays.fill(range, 0, range.length, -1);
+    for (int t = 0; t < rows; t++) {
+      int sl = slots[t];
+      if (range[2 * sl] < 0) {
+        range[2 * sl] = t;
+      }
+      range[2 * sl + 1] = t + 1;
+    }
+    for (int i = 0; i < range.length; i++) {
+      range[i] = Math.max(range[i], 0); // an unused slot: the empty range [0, 0)
+    }
     long bytes = 4L * rows * heads * maxLength;
     if (dsScratchBytes < bytes) {
       driver.streamSynchronize(stream, null);
@@ -649,13 +662,14 @@ final class CudaBackend implements Backend {
     }
     long s = ints(slots, rows, "attentionBackward");
     long pos = ints(positions, rows, "attentionBackward");
+    long ranges = ints(range, range.length, "attentionBackward");
     float scale = (float) (1.0 / Math.sqrt(headDim));
     int shared = (headDim + 32) * 4;
     launch("attention_backward_dq", rows * heads, ATTENTION_BLOCK, shared, dqt.address(), dsScratch, dot.address(),
         p.address(), kc.address(), vc.address(), s, pos, heads, kvHeads, headDim, maxLength, scale);
     long blocks = (long) usedSlots * maxLength * kvHeads;
     launch("attention_backward_dkv", Math.toIntExact(blocks), rowBlock(headDim), 0, dkc.address(), dvc.address(),
-        dsScratch, p.address(), qt.address(), dot.address(), s, pos, rows, heads, kvHeads, headDim, maxLength, scale);
+        dsScratch, p.address(), qt.address(), dot.address(), s, pos, ranges, heads, kvHeads, headDim, maxLength, scale);
   }
 
   @Override
@@ -763,6 +777,12 @@ final class CudaBackend implements Backend {
   public void synchronize() {
     enter();
     driver.streamSynchronize(stream, "the queued ops");
+  }
+
+  /** Free and total device memory, in bytes (benchmarks). */
+  long[] memoryInfo() {
+    enter();
+    return driver.memoryInfo();
   }
 
   /** Bytes per second of a device-to-device copy of {@code bytes}, {@code repeats} times (benchmarks). */

@@ -11,7 +11,9 @@
 // Two kernels, no atomics (so the sums run in one fixed order on every run):
 // attention_backward_dq: one block per (t, h); writes dq and ds (scratch [rows, heads, maxLength]).
 // attention_backward_dkv: one block per (s, j, g), threads over the head dimension; each block is
-// the only writer of its rows of dkCache/dvCache and sums over the rows t of slot s that see j.
+// the only writer of its rows of dkCache/dvCache and sums over the rows t of slot s that see j,
+// looking only at rows [range[2s], range[2s+1]) (the first and past-the-last row of slot s, made
+// on the host: a training batch keeps each sequence's rows together).
 // Like the forward, a straightforward kernel with the T x T probabilities in memory; the
 // flash-attention backward (recompute p per tile, no T x T buffer) is issue 5's next step.
 
@@ -78,7 +80,7 @@ extern "C" __global__ void attention_backward_dq(float* dq, float* ds, const flo
 extern "C" __global__ void attention_backward_dkv(float* dkCache, float* dvCache, const float* ds,
                                                   const float* att, const float* q,
                                                   const float* dout, const int* slots,
-                                                  const int* positions, int rows, int heads,
+                                                  const int* positions, const int* range, int heads,
                                                   int kvHeads, int headDim, int maxLength,
                                                   float scale) {
   long long b = blockIdx.x;             // (s * maxLength + j) * kvHeads + g
@@ -92,7 +94,8 @@ extern "C" __global__ void attention_backward_dkv(float* dkCache, float* dvCache
   for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
     float dk = 0.0f;
     float dv = 0.0f;
-    for (int t = 0; t < rows; t++) {
+    int end = range[2 * s + 1];
+    for (int t = range[2 * s]; t < end; t++) {
       if (slots[t] != s || positions[t] < j) {
         continue;
       }
