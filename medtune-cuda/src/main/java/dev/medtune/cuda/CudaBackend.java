@@ -38,7 +38,11 @@ final class CudaBackend implements Backend {
       "kv_store_forward", "attention_forward", "swiglu_forward", "add_forward", "softmax_forward",
       "rmsnorm_backward", "rope_backward", "kv_store_backward", "attention_backward_dq",
       "attention_backward_dkv", "swiglu_backward", "cross_entropy_forward", "dropout_forward",
-      "scale_inplace", "squared_norm", "adamw_step"};
+      "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled"};
+  // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
+  private static final int TILED_MAX_HEAD_DIM = 128;
+  private static final int TQ = 16;
+  private static final int TK = 32;
   private static final int ELEMENTWISE_BLOCK = 256;
   private static final int ATTENTION_BLOCK = 128;
   private static final int INT_STAGES = 8;
@@ -338,7 +342,12 @@ final class CudaBackend implements Backend {
 
   /** Launches a kernel with arguments Long (pointers, 64-bit), Integer or Float, in order. */
   private void launch(String kernel, int grid, int block, int sharedBytes, Object... args) {
-    if (grid <= 0) {
+    launch2(kernel, grid, 1, block, sharedBytes, args);
+  }
+
+  /** {@link #launch} on a two-dimensional grid. */
+  private void launch2(String kernel, int grid, int gridY, int block, int sharedBytes, Object... args) {
+    if (grid <= 0 || gridY <= 0) {
       return;
     }
     for (int i = 0; i < args.length; i++) {
@@ -351,7 +360,7 @@ final class CudaBackend implements Backend {
       }
       paramPointers.setAtIndex(ADDRESS, i, paramValues.asSlice(at, 8));
     }
-    driver.launch(kernel, functions.get(kernel), grid, 1, block, sharedBytes, stream, paramPointers);
+    driver.launch(kernel, functions.get(kernel), grid, gridY, block, sharedBytes, stream, paramPointers);
     castValid = false; // any kernel may have written the cast's source
     after(kernel);
   }
@@ -507,6 +516,12 @@ final class CudaBackend implements Backend {
     long s = ints(slots, rows, "attentionForward");
     long pos = ints(positions, rows, "attentionForward");
     float scale = (float) (1.0 / Math.sqrt(headDim));
+    if (headDim <= TILED_MAX_HEAD_DIM && rows > 1) {
+      // query tiles: K and V read once per TQ rows (decode, one row, keeps the per-row kernel)
+      launch2("attention_rows_tiled", (rows + TQ - 1) / TQ, heads, 128, 0, o.address(), p.address(), 0L,
+          qt.address(), kc.address(), vc.address(), s, pos, rows, heads, kvHeads, headDim, maxLength, scale, 1f, 0);
+      return;
+    }
     int shared = (headDim + 32) * 4;
     launch("attention_forward", rows * heads, ATTENTION_BLOCK, shared, o.address(), p.address(), qt.address(),
         kc.address(), vc.address(), s, pos, heads, kvHeads, headDim, maxLength, scale);
@@ -664,6 +679,14 @@ final class CudaBackend implements Backend {
     long pos = ints(positions, rows, "attentionBackward");
     long ranges = ints(range, range.length, "attentionBackward");
     float scale = (float) (1.0 / Math.sqrt(headDim));
+    if (headDim <= TILED_MAX_HEAD_DIM) {
+      launch2("attention_rows_tiled", (rows + TQ - 1) / TQ, heads, 128, 0, dqt.address(), dsScratch, p.address(),
+          dot.address(), vc.address(), kc.address(), s, pos, rows, heads, kvHeads, headDim, maxLength, 1f, scale, 1);
+      launch2("attention_dkv_tiled", usedSlots * kvHeads, (maxLength + TK - 1) / TK, 128, 0, dkc.address(),
+          dvc.address(), dsScratch, p.address(), qt.address(), dot.address(), s, pos, ranges, heads, kvHeads, headDim,
+          maxLength, scale);
+      return;
+    }
     int shared = (headDim + 32) * 4;
     launch("attention_backward_dq", rows * heads, ATTENTION_BLOCK, shared, dqt.address(), dsScratch, dot.address(),
         p.address(), kc.address(), vc.address(), s, pos, heads, kvHeads, headDim, maxLength, scale);

@@ -176,7 +176,7 @@ class CudaTrainingOpsTest {
   void kvStoreAndAttentionBackward() {
     // {rows, heads, kvHeads, headDim, slots, maxLength}
     int[][] shapes = {{10, 6, 2, 16, 3, 48}, {4, 32, 8, 64, 2, 300}, {6, 4, 4, 32, 1, 20}, {3, 8, 1, 128, 2, 130},
-        {200, 8, 2, 64, 2, 100}};
+        {200, 8, 2, 64, 2, 100}, {40, 4, 2, 256, 2, 30}, {300, 8, 8, 128, 1, 300}};
     for (int[] s : shapes) {
       int rows = s[0], heads = s[1], kvHeads = s[2], headDim = s[3], slots = s[4], maxLength = s[5];
       int kvDim = kvHeads * headDim;
@@ -201,7 +201,22 @@ class CudaTrainingOpsTest {
       Pair out = output(rows, heads * headDim);
       Pair att = output(rows, heads, maxLength);
       cpu.attentionForward(out.cpu, att.cpu, q.cpu, kc.cpu, vc.cpu, sl, pos, rows, heads, kvHeads, headDim, maxLength);
-      cuda.copyFromHost(read(cpu, att.cpu), att.gpu, 0);
+      // the GPU's forward too (query tiles of 16 rows that mix slots; head dim 256: per-row kernel)
+      Pair outG = output(rows, heads * headDim);
+      Pair attG = output(rows, heads, maxLength);
+      cuda.attentionForward(outG.gpu, attG.gpu, q.gpu, kc.gpu, vc.gpu, sl, pos, rows, heads, kvHeads, headDim, maxLength);
+      compare("attentionForward", what, read(cpu, out.cpu), read(cuda, outG.gpu), 1e-6, 1e-5, 0);
+      float[] attCpu = read(cpu, att.cpu);
+      float[] attGpu = read(cuda, attG.gpu);
+      for (int t = 0; t < rows; t++) { // past positions[t] the GPU leaves its NaN poison: compare up to it
+        for (int h = 0; h < heads; h++) {
+          for (int j = pos[t] + 1; j < maxLength; j++) {
+            attGpu[(t * heads + h) * maxLength + j] = attCpu[(t * heads + h) * maxLength + j];
+          }
+        }
+      }
+      compare("attentionForward att", what, attCpu, attGpu, 1e-6, 1e-5, 0);
+      cuda.copyFromHost(attCpu, att.gpu, 0);
 
       Pair dout = pair(randoms(rows * heads * headDim, 1), rows, heads * headDim);
       Pair dq = output(rows, heads * headDim);
