@@ -285,23 +285,26 @@ final class Matmul {
 
   // ---------------------------------------------------------------- the other transposes
 
-  /** Rows of {@code B} per panel of {@link #inputGradient}: 256 x 2 vectors stay in L1/L2. */
-  static final int PANEL_ROWS = 256;
+  /** Rows of {@code B} per panel of {@link #inputGradient}: 128 x 8 vectors (64 KB with AVX-512) stay in L2. */
+  static final int PANEL_ROWS = 128;
+  /** Vectors of columns per panel: wide enough that converting a panel row is one long run. */
+  static final int PANEL_VECTORS = 8;
 
   /**
    * {@code C = alpha A B + beta C} with {@code B [k,n]} not transposed: the backward of a linear
    * layer, {@code dx = dy W} with the weight as stored. Each thread takes strips of
-   * {@code 2 x L} columns of {@code B}; for each block of {@link #PANEL_ROWS} rows it converts
-   * that part of the strip to float32 once into a small panel, then runs a 4 x 2-vector register
-   * tile down all the tokens (8 FMAs per 2 panel loads and 4 broadcasts), adding into {@code C}.
+   * {@link #PANEL_VECTORS} vectors of columns of {@code B}; for each block of
+   * {@link #PANEL_ROWS} rows it converts that part of the strip to float32 once into a panel, then
+   * runs a 4 x 2-vector register tile down all the tokens (8 FMAs per 2 panel loads and 4
+   * broadcasts) for each pair of vectors of the panel, adding into {@code C}.
    */
   private void inputGradient(float[] c, int cOff, float[] a, int aOff, CpuTensor b,
       int m, int n, int k, float alpha, float beta) {
-    int w = 2 * L;
+    int w = PANEL_VECTORS * L;
     int strips = (n + w - 1) / w;
-    parallel.forRange(strips, Math.max(1, strips / (parallel.threads * 8)), (from, to) -> {
+    parallel.forRange(strips, 1, (from, to) -> {
       float[] panel = scratchFor(PANEL_ROWS * w);
-      float[] acc = new float[4 * w];
+      float[] acc = new float[4 * 2 * L];
       for (int s = from; s < to; s++) {
         int j0 = s * w;
         int cols = Math.min(w, n - j0);
@@ -314,50 +317,70 @@ final class Matmul {
               panel[x * w + j] = 0f;
             }
           }
-          int t = 0;
-          for (; t + 4 <= m; t += 4) {
-            FloatVector s00 = FloatVector.zero(F), s01 = s00, s10 = s00, s11 = s00;
-            FloatVector s20 = s00, s21 = s00, s30 = s00, s31 = s00;
-            int a0 = aOff + t * k + x0, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
-            for (int x = 0; x < xs; x++) {
-              FloatVector b0 = FloatVector.fromArray(F, panel, x * w);
-              FloatVector b1 = FloatVector.fromArray(F, panel, x * w + L);
-              FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
-              s00 = v.fma(b0, s00); s01 = v.fma(b1, s01);
-              v = FloatVector.broadcast(F, a[a1 + x]);
-              s10 = v.fma(b0, s10); s11 = v.fma(b1, s11);
-              v = FloatVector.broadcast(F, a[a2 + x]);
-              s20 = v.fma(b0, s20); s21 = v.fma(b1, s21);
-              v = FloatVector.broadcast(F, a[a3 + x]);
-              s30 = v.fma(b0, s30); s31 = v.fma(b1, s31);
-            }
-            s00.intoArray(acc, 0); s01.intoArray(acc, L);
-            s10.intoArray(acc, w); s11.intoArray(acc, w + L);
-            s20.intoArray(acc, 2 * w); s21.intoArray(acc, 2 * w + L);
-            s30.intoArray(acc, 3 * w); s31.intoArray(acc, 3 * w + L);
-            for (int i = 0; i < 4; i++) {
-              for (int j = 0; j < cols; j++) {
-                store(c, cOff + (t + i) * n + j0 + j, acc[i * w + j], alpha, bt);
+          for (int p0 = 0; p0 < cols; p0 += 2 * L) {
+            int pc = Math.min(2 * L, cols - p0);
+            int t = 0;
+            for (; t + 4 <= m; t += 4) {
+              FloatVector s00 = FloatVector.zero(F), s01 = s00, s10 = s00, s11 = s00;
+              FloatVector s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+              int a0 = aOff + t * k + x0, a1 = a0 + k, a2 = a1 + k, a3 = a2 + k;
+              for (int x = 0; x < xs; x++) {
+                FloatVector b0 = FloatVector.fromArray(F, panel, x * w + p0);
+                FloatVector b1 = FloatVector.fromArray(F, panel, x * w + p0 + L);
+                FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
+                s00 = v.fma(b0, s00); s01 = v.fma(b1, s01);
+                v = FloatVector.broadcast(F, a[a1 + x]);
+                s10 = v.fma(b0, s10); s11 = v.fma(b1, s11);
+                v = FloatVector.broadcast(F, a[a2 + x]);
+                s20 = v.fma(b0, s20); s21 = v.fma(b1, s21);
+                v = FloatVector.broadcast(F, a[a3 + x]);
+                s30 = v.fma(b0, s30); s31 = v.fma(b1, s31);
+              }
+              int c0 = cOff + t * n + j0 + p0;
+              if (pc == 2 * L) {
+                storeVector(c, c0, s00, alpha, bt); storeVector(c, c0 + L, s01, alpha, bt);
+                storeVector(c, c0 + n, s10, alpha, bt); storeVector(c, c0 + n + L, s11, alpha, bt);
+                storeVector(c, c0 + 2 * n, s20, alpha, bt); storeVector(c, c0 + 2 * n + L, s21, alpha, bt);
+                storeVector(c, c0 + 3 * n, s30, alpha, bt); storeVector(c, c0 + 3 * n + L, s31, alpha, bt);
+              } else {
+                s00.intoArray(acc, 0); s01.intoArray(acc, L);
+                s10.intoArray(acc, 2 * L); s11.intoArray(acc, 3 * L);
+                s20.intoArray(acc, 4 * L); s21.intoArray(acc, 5 * L);
+                s30.intoArray(acc, 6 * L); s31.intoArray(acc, 7 * L);
+                for (int i = 0; i < 4; i++) {
+                  for (int j = 0; j < pc; j++) {
+                    store(c, c0 + i * n + j, acc[i * 2 * L + j], alpha, bt);
+                  }
+                }
               }
             }
-          }
-          for (; t < m; t++) {
-            FloatVector s0 = FloatVector.zero(F), s1 = s0;
-            int a0 = aOff + t * k + x0;
-            for (int x = 0; x < xs; x++) {
-              FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
-              s0 = v.fma(FloatVector.fromArray(F, panel, x * w), s0);
-              s1 = v.fma(FloatVector.fromArray(F, panel, x * w + L), s1);
-            }
-            s0.intoArray(acc, 0);
-            s1.intoArray(acc, L);
-            for (int j = 0; j < cols; j++) {
-              store(c, cOff + t * n + j0 + j, acc[j], alpha, bt);
+            for (; t < m; t++) {
+              FloatVector s0 = FloatVector.zero(F), s1 = s0;
+              int a0 = aOff + t * k + x0;
+              for (int x = 0; x < xs; x++) {
+                FloatVector v = FloatVector.broadcast(F, a[a0 + x]);
+                s0 = v.fma(FloatVector.fromArray(F, panel, x * w + p0), s0);
+                s1 = v.fma(FloatVector.fromArray(F, panel, x * w + p0 + L), s1);
+              }
+              s0.intoArray(acc, 0);
+              s1.intoArray(acc, L);
+              for (int j = 0; j < pc; j++) {
+                store(c, cOff + t * n + j0 + p0 + j, acc[j], alpha, bt);
+              }
             }
           }
         }
       }
     });
+  }
+
+  /** c[i, i+L) = alpha * v + beta * c[i, i+L) (c not read when beta is 0), lane by lane as {@link #store}. */
+  private static void storeVector(float[] c, int i, FloatVector v, float alpha, float beta) {
+    FloatVector r = v.mul(alpha);
+    if (beta != 0f) {
+      r = r.add(FloatVector.fromArray(F, c, i).mul(beta));
+    }
+    r.intoArray(c, i);
   }
 
   /**
@@ -383,8 +406,12 @@ final class Matmul {
             if (aix == 0f) {
               continue;
             }
-            toFloat(b, (long) x * n, n, row);
-            axpy(aix, row, c, ci, n);
+            if (b.array != null) {
+              axpy(aix, b.array, (int) (b.offset + (long) x * n), c, ci, n); // no copy of a float32 row
+            } else {
+              toFloat(b, (long) x * n, n, row);
+              axpy(aix, row, c, ci, n);
+            }
           }
         } else {
           for (int j = 0; j < n; j++) {
@@ -398,6 +425,19 @@ final class Matmul {
         }
       }
     });
+  }
+
+  /** y[yOff..] += alpha * x[xOff..xOff+n). */
+  static void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
+    FloatVector va = FloatVector.broadcast(F, alpha);
+    int bound = F.loopBound(n);
+    int i = 0;
+    for (; i < bound; i += L) {
+      FloatVector.fromArray(F, x, xOff + i).fma(va, FloatVector.fromArray(F, y, yOff + i)).intoArray(y, yOff + i);
+    }
+    for (; i < n; i++) {
+      y[yOff + i] += alpha * x[xOff + i];
+    }
   }
 
   /** y[yOff..] += alpha * x[0..n). */

@@ -242,7 +242,7 @@ public final class CpuForwardBench {
         .reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
   }
 
-  private static String cpuModel() {
+  static String cpuModel() {
     try {
       for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
         if (line.startsWith("model name")) {

@@ -1,0 +1,212 @@
+package dev.medtune.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.medtune.cli.GenerateCommandTest.Run;
+import dev.medtune.model.Checkpoint;
+import dev.medtune.model.lora.LoraAdapter;
+import dev.medtune.model.lora.LoraMerge;
+import dev.medtune.model.lora.LoraTarget;
+import dev.medtune.model.safetensors.TensorInfo;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code medtune train}, {@code merge}, {@code generate --adapter} and {@code demo} on a real
+ * {@code init-model --preset tiny} model and JSON lines as {@code prepare} writes them, in-process.
+ */
+class TrainCommandTest {
+
+  @TempDir static Path tmp;
+  static Path model;
+  static Path data;
+  static final ObjectMapper JSON = new ObjectMapper();
+
+  @BeforeAll
+  static void setUp() throws Exception {
+    model = tmp.resolve("tiny");
+    Run r = GenerateCommandTest.run("init-model", "--preset", "tiny", "--output", model.toString());
+    assertEquals(0, r.exit(), r.err());
+    String[][] qa = {
+        {"Which vitamin deficiency causes scurvy?", "Vitamin C. Scurvy is due to lack of ascorbic acid."},
+        {"Cherry red spot is seen in?", "Tay-Sachs disease. Gangliosides accumulate."},
+        {"Drug of choice for absence seizures?", "Ethosuximide. It blocks T-type calcium channels."},
+        {"Most common site of carcinoid tumour?", "Appendix. Often found by chance."},
+        {"Normal adult resting heart rate?", "60 to 100 per minute. Measured at rest."}};
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < 10; i++) {
+      String p = "Give an answer for the following medical question.\n\n### Question:\n" + qa[i % 5][0] + "\n\n### Answer:\n";
+      sb.append(JSON.writeValueAsString(java.util.Map.of("prompt", p, "completion", qa[i % 5][1],
+          "text", p + qa[i % 5][1]))).append('\n');
+    }
+    data = Files.writeString(tmp.resolve("train.jsonl"), sb.toString());
+  }
+
+  /** The arguments of a short run; {@code extra} adds options or replaces the defaults given here. */
+  static String[] train(Path out, String... extra) {
+    java.util.LinkedHashMap<String, String> o = new java.util.LinkedHashMap<>();
+    String[] defaults = {"--model", model.toString(), "--data", data.toString(), "--val", data.toString(),
+        "--output", out.toString(), "--max-steps", "6", "--warmup-steps", "1", "--lr", "5e-3", "--batch-size", "2",
+        "--grad-accum", "2", "--max-seq-len", "64", "--device", "cpu"};
+    for (int i = 0; i < defaults.length; i += 2) {
+      o.put(defaults[i], defaults[i + 1]);
+    }
+    for (int i = 0; i < extra.length; i++) {
+      boolean flag = i + 1 >= extra.length || extra[i + 1].startsWith("--");
+      o.put(extra[i], flag ? null : extra[++i]);
+    }
+    List<String> a = new ArrayList<>(List.of("train"));
+    o.forEach((k, v) -> {
+      a.add(k);
+      if (v != null) {
+        a.add(v);
+      }
+    });
+    return a.toArray(new String[0]);
+  }
+
+  @Test
+  void trainWritesAPeftAdapterMetricsPlotRecordAndCheckpoints() throws Exception {
+    Path out = tmp.resolve("run");
+    Run r = GenerateCommandTest.run(train(out, "--save-every", "3", "--eval-every", "3"));
+    assertEquals(0, r.exit(), r.err());
+    assertTrue(r.err().contains("step 6/6"), r.err());
+    assertTrue(r.err().contains("tok/s") && r.err().contains("left"), r.err());
+    for (String f : List.of("adapter/adapter_config.json", "adapter/adapter_model.safetensors",
+        "adapter/tokenizer.json", "metrics.jsonl", "loss.png", "training.json", "checkpoint-6/optimizer.safetensors",
+        "checkpoint-3/trainer_state.json")) {
+      assertTrue(Files.isRegularFile(out.resolve(f)), f);
+    }
+    List<JsonNode> lines = new ArrayList<>();
+    for (String l : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+      lines.add(JSON.readTree(l));
+    }
+    List<JsonNode> steps = lines.stream().filter(n -> n.has("loss")).toList();
+    assertEquals(6, steps.size());
+    for (String k : List.of("step", "loss", "lr", "grad_norm", "tokens", "tokens_per_s")) {
+      assertTrue(steps.get(0).has(k), k);
+    }
+    assertEquals(2, lines.stream().filter(n -> n.has("eval_loss")).count());
+    JsonNode rec = JSON.readTree(Files.readString(out.resolve("training.json")));
+    assertEquals(6, rec.get("results").get("steps").asInt());
+    assertEquals(3407, rec.get("seed").asInt());
+    assertEquals(16, rec.get("hyperparameters").get("lora_r").asInt());
+    byte[] png = Files.readAllBytes(out.resolve("loss.png"));
+    assertEquals((byte) 0x89, png[0]);
+    assertEquals('P', png[1]);
+
+    // merge: W + s*B@A in the base dtype; generate --adapter gives the merged model's answer
+    try (Checkpoint base = Checkpoint.open(model)) {
+      LoraAdapter a = LoraAdapter.load(out.resolve("adapter"), base.config());
+      Path merged = tmp.resolve("merged");
+      Run m = GenerateCommandTest.run("merge", "--model", model.toString(), "--adapter", out.resolve("adapter").toString(),
+          "--output", merged.toString());
+      assertEquals(0, m.exit(), m.err());
+      try (Checkpoint mc = Checkpoint.open(merged)) {
+        String name = LoraMerge.weightName(1, LoraTarget.DOWN_PROJ);
+        TensorInfo w = base.tensor(name);
+        TensorInfo got = mc.tensor(name);
+        float[] aa = a.a(1, LoraTarget.DOWN_PROJ);
+        float[] bb = a.b(1, LoraTarget.DOWN_PROJ);
+        int in = (int) w.shape()[1];
+        int rank = a.config().r();
+        double s = a.config().scale();
+        double moved = 0;
+        for (long e = 0; e < w.elementCount(); e += 97) {
+          int row = (int) (e / in), col = (int) (e % in);
+          double d = 0;
+          for (int k = 0; k < rank; k++) {
+            d += (double) bb[row * rank + k] * aa[k * in + col];
+          }
+          assertEquals(w.getFloat(e) + s * d, got.getFloat(e), 1e-6, name + "[" + e + "]");
+          moved = Math.max(moved, Math.abs(got.getFloat(e) - w.getFloat(e)));
+        }
+        assertTrue(moved > 0, "training moved B away from 0");
+        assertArrayEquals(base.tensor("model.embed_tokens.weight").toFloatArray(),
+            mc.tensor("model.embed_tokens.weight").toFloatArray());
+      }
+      Run g1 = GenerateCommandTest.run("generate", "--model", merged.toString(), "--question", "Cherry red spot is seen in?",
+          "--max-new-tokens", "12", "--device", "cpu");
+      Run g2 = GenerateCommandTest.run("generate", "--model", model.toString(), "--adapter", out.resolve("adapter").toString(),
+          "--question", "Cherry red spot is seen in?", "--max-new-tokens", "12", "--device", "cpu");
+      assertEquals(0, g1.exit(), g1.err());
+      assertEquals(0, g2.exit(), g2.err());
+      assertEquals(g1.out(), g2.out());
+    }
+
+    // the output folder is not overwritten without --overwrite, and resume refuses other settings
+    Run again = GenerateCommandTest.run(train(out));
+    assertEquals(1, again.exit());
+    assertTrue(again.err().contains("is not empty; use --resume"), again.err());
+    Run other = GenerateCommandTest.run(train(out, "--resume", "--lr", "1e-3"));
+    assertEquals(1, other.exit());
+    assertTrue(other.err().contains("cannot resume from") && other.err().contains("lr 0.005 in the checkpoint, 0.001 now"),
+        other.err());
+  }
+
+  @Test
+  void badInputIsOneLineWithTheRightExitCode() throws Exception {
+    Run missing = GenerateCommandTest.run("train", "--model", model.toString(), "--data", tmp.resolve("nope.jsonl").toString(),
+        "--output", tmp.resolve("o1").toString());
+    assertEquals(1, missing.exit());
+    assertTrue(missing.err().contains("nope.jsonl: no such data file"), missing.err());
+    Path empty = Files.writeString(tmp.resolve("empty.jsonl"), "");
+    Run e = GenerateCommandTest.run("train", "--model", model.toString(), "--data", empty.toString(),
+        "--output", tmp.resolve("o2").toString());
+    assertEquals(1, e.exit());
+    assertTrue(e.err().contains("no examples"), e.err());
+    Path textOnly = Files.writeString(tmp.resolve("text.jsonl"), "{\"text\": \"hello\"}\n");
+    Run t = GenerateCommandTest.run("train", "--model", model.toString(), "--data", textOnly.toString(),
+        "--output", tmp.resolve("o3").toString());
+    assertEquals(1, t.exit());
+    assertTrue(t.err().contains("text.jsonl:1") && t.err().contains("--loss-on all"), t.err());
+    Run usage = GenerateCommandTest.run(train(tmp.resolve("o4"), "--loss-on", "prompt"));
+    assertEquals(2, usage.exit());
+    Run targets = GenerateCommandTest.run(train(tmp.resolve("o5"), "--target-modules", "q_proj,qkv"));
+    assertEquals(2, targets.exit());
+    assertTrue(targets.err().contains("unknown LoRA target module 'qkv'"), targets.err());
+    Run noResume = GenerateCommandTest.run(train(tmp.resolve("o6"), "--resume"));
+    assertEquals(1, noResume.exit());
+    assertTrue(noResume.err().contains("no checkpoint to resume from"), noResume.err());
+    Run tooLong = GenerateCommandTest.run(train(tmp.resolve("o7"), "--max-seq-len", "999999"));
+    assertEquals(1, tooLong.exit());
+    assertTrue(tooLong.err().contains("longer than the model's context"), tooLong.err());
+    assertFalse(Files.exists(tmp.resolve("o7").resolve("adapter")));
+  }
+
+  @Test
+  void demoRunsEndToEndAndTheLossFalls() throws Exception {
+    Path work = tmp.resolve("demo");
+    Run r = GenerateCommandTest.run("demo", "--work", work.toString(), "--steps", "40", "--max-new-tokens", "8");
+    assertEquals(0, r.exit(), r.err());
+    assertTrue(Files.isRegularFile(work.resolve("run/loss.png")));
+    assertEquals(4, r.out().split("### medtune:").length - 1, r.out());
+    assertTrue(r.out().contains("held-out question"), r.out());
+    List<Double> losses = new ArrayList<>();
+    for (String l : Files.readAllLines(work.resolve("run/metrics.jsonl"))) {
+      JsonNode n = JSON.readTree(l);
+      if (n.has("loss")) {
+        losses.add(n.get("loss").asDouble());
+      }
+    }
+    double first = losses.get(0);
+    double lastFive = losses.subList(losses.size() - 5, losses.size()).stream().mapToDouble(d -> d).average().orElseThrow();
+    assertTrue(lastFive < first - 1.0, "loss " + first + " -> " + lastFive);
+    // a second demo replaces its own folder; a foreign folder is refused
+    Path foreign = Files.createDirectories(tmp.resolve("foreign"));
+    Files.writeString(foreign.resolve("keep.txt"), "mine");
+    Run f = GenerateCommandTest.run("demo", "--work", foreign.toString());
+    assertEquals(1, f.exit());
+    assertTrue(Files.isRegularFile(foreign.resolve("keep.txt")));
+  }
+}
