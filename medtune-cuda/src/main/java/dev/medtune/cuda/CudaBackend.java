@@ -149,9 +149,46 @@ final class CudaBackend implements Backend {
   }
 
   private void after(String op) {
-    if (syncEveryOp) {
+    if (syncEveryOp || profiling) {
       driver.streamSynchronize(stream, op);
     }
+    if (profiling) {
+      mark(op);
+    }
+  }
+
+  // ---------------------------------------------------------------- profile (benchmarks)
+
+  private boolean profiling;
+  private long profileMark;
+  private final Map<String, double[]> profile = new java.util.TreeMap<>();
+
+  /**
+   * Starts (or stops) a coarse profile: every op waits for the GPU and its wall time since the
+   * previous op (launch, GPU time and the host's time between the two) is added to the op's row.
+   * Slows the step down; for finding where the time goes, not for timing.
+   */
+  void profile(boolean on) {
+    enter();
+    driver.streamSynchronize(stream, "the queued ops");
+    profiling = on;
+    profileMark = System.nanoTime();
+    if (on) {
+      profile.clear();
+    }
+  }
+
+  /** The profile: op (matmuls with their shape and weight type) to {seconds, calls}. */
+  Map<String, double[]> profileTable() {
+    return profile;
+  }
+
+  private void mark(String op) {
+    long now = System.nanoTime();
+    double[] row = profile.computeIfAbsent(op, k -> new double[2]);
+    row[0] += (now - profileMark) / 1e9;
+    row[1]++;
+    profileMark = now;
   }
 
   // ---------------------------------------------------------------- memory
@@ -256,6 +293,9 @@ final class CudaBackend implements Backend {
     driver.copyHtoDAsync(d.address(offset), stage, bytes, stream);
     castValid = false;
     driver.streamSynchronize(stream, "copyFromHost");
+    if (profiling) {
+      mark("copyFromHost (with the wait for the ops before)");
+    }
   }
 
   @Override
@@ -278,6 +318,9 @@ final class CudaBackend implements Backend {
     MemorySegment stage = hostStage(bytes);
     driver.copyDtoHAsync(stage, from, bytes, stream);
     driver.streamSynchronize(stream, "the ops before copyToHost");
+    if (profiling) {
+      mark("copyToHost (with the wait for the ops before)");
+    }
     MemorySegment.copy(stage, JAVA_FLOAT, 0, dst, 0, count);
   }
 
@@ -409,7 +452,8 @@ final class CudaBackend implements Backend {
     // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B comes first
     blas.matmul(stream, CublasLt.dataType(bt.dtype), transB, transA, n, m, k,
         bt.address(), transB ? k : n, aPtr, transA ? m : k, ct.address(), n, alpha, beta);
-    after("matmul");
+    after(profiling ? String.format("matmul %s%s%s %dx%dx%d", bt.dtype, transA ? " A^T" : "", transB ? " B^T" : "",
+        m, n, k) : "matmul");
   }
 
   @Override
@@ -777,6 +821,9 @@ final class CudaBackend implements Backend {
     MemorySegment stage = hostStage(8);
     driver.copyDtoHAsync(stage, normResult, 8, stream);
     driver.streamSynchronize(stream, "squaredNorm");
+    if (profiling) {
+      mark("squaredNorm (with the wait for the ops before)");
+    }
     return stage.get(java.lang.foreign.ValueLayout.JAVA_DOUBLE, 0);
   }
 

@@ -106,6 +106,34 @@ public final class CudaTrainBench {
           used / (double) (1L << 30), 100 * mfu);
       System.out.println(line);
       Files.writeString(results, line + "\n", StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+
+      // one more step with a wait after every op: where the time goes
+      cuda.profile(true);
+      long p0 = System.nanoTime();
+      SftTrainer.optimizerStep(model, List.of(mb), mb.countedTokens(), warmup + timed + 1, 2e-4, 1.0, h, i -> 0);
+      cuda.synchronize();
+      double profiled = (System.nanoTime() - p0) / 1e9;
+      cuda.profile(false);
+      List<java.util.Map.Entry<String, double[]>> rowsByTime = new ArrayList<>(cuda.profileTable().entrySet());
+      rowsByTime.sort((a, b) -> Double.compare(b.getValue()[0], a.getValue()[0]));
+      StringBuilder table = new StringBuilder(String.format(
+          "%nProfile of one step (%s, commit %s, %s, batch %d x %d, checkpointing %s): %.2f s with a wait after every op (%.2f s without)%n%n"
+          + "| op | calls | seconds | share |%n|---|---|---|---|%n", card, commit, layers + " layers", batch, seq,
+          checkpointing ? "on" : "off", profiled, median));
+      double listed = 0;
+      for (var e : rowsByTime) {
+        if (e.getValue()[0] < 0.005 * profiled) {
+          continue;
+        }
+        listed += e.getValue()[0];
+        table.append(String.format("| %s | %.0f | %.3f | %.1f%% |%n", e.getKey(), e.getValue()[1], e.getValue()[0],
+            100 * e.getValue()[0] / profiled));
+      }
+      table.append(String.format("| (ops under 0.5%% each) | | %.3f | %.1f%% |%n", profiled - listed,
+          100 * (profiled - listed) / profiled));
+      System.out.print(table);
+      Files.writeString(results.resolveSibling("train-profile.md"), table, StandardOpenOption.CREATE,
+          StandardOpenOption.APPEND);
     }
   }
 
