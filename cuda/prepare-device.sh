@@ -24,6 +24,6 @@ for jar in medtune-model/target/medtune-model-*.jar medtune-cpu/target/medtune-c
   cp "$jar" "$dest/lib/"
 done
 cp -r medtune-cuda/target/test-classes "$dest/test-classes"
-cp cuda/run-on-gpu.sh "$dest/"
+cp cuda/run-on-gpu.sh bench/peft_baseline.py "$dest/"
 git rev-parse --short HEAD > "$dest/commit"
 du -sh "$dest"

@@ -4,7 +4,10 @@
 # greedy continuations against transformers), prints the table of checks, then the decode
 # benchmark (llama-3.2-1b shape, bf16). Logs go to $OUT. Prepared here by cuda/prepare-device.sh;
 # the device call carries .device/cuda and .device/jre.tgz and runs:
-#   bash .device/cuda/run-on-gpu.sh [tests|bench|all]      (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b")
+#   bash .device/cuda/run-on-gpu.sh [tests|bench|train|all]  (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b")
+# train: the LoRA training benchmark on the llama-3.1-8b shape at 2048 tokens - PEFT's baseline
+# (peft_baseline.py, checkpointing batch 4 and none batch 2) and medtune's step (CudaTrainBench,
+# checkpointing, batch 4) in the same call; TRAIN_LAYERS (default 32) takes fewer layers.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 what=${1:-all}
@@ -20,7 +23,15 @@ ls /usr/local/cuda/lib64/ | grep -E "nvrtc|cublasLt" | tee -a "$out/gpu.txt"
 cp="$(ls "$here"/lib/*.jar | grep -v console-standalone | tr '\n' ':')$here/test-classes"
 jvm=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xmx16g)
 status=0
-if [[ $what == all || $what == tests ]]; then
+commit=$(cat "$here/commit" 2>/dev/null || echo unknown)
+layers=${TRAIN_LAYERS:-32}
+if [[ $what == train ]]; then
+  # the 16 GB model is written while the tests and PEFT's baseline run
+  java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaTrainBench /tmp/medtune-train-8b "$out/train-bench.md" "$commit" 0 2048 true "$layers" \
+    > "$out/train-write.log" 2>&1 &
+  writer=$!
+fi
+if [[ $what == all || $what == tests || $what == train ]]; then
   : > "$out/checks.md"
   java "${jvm[@]}" -Dmedtune.cuda.report="$out/checks.md" -jar "$here"/lib/junit-platform-console-standalone-*.jar \
     execute --class-path "$cp" --select-package dev.medtune.cuda --details=tree --disable-banner --disable-ansi-colors > "$out/tests.log" 2>&1
@@ -40,5 +51,16 @@ if [[ $what == all || $what == bench ]]; then
       || status=1
     rm -rf "/tmp/medtune-$shape"
   done
+fi
+if [[ $what == train ]]; then
+  echo "== PEFT baseline"
+  python3 "$here/peft_baseline.py" "$out/train-bench.md" "$commit" --layers "$layers" 2>&1 | tee "$out/peft.log" || status=1
+  wait $writer || { echo "writing the model failed:"; cat "$out/train-write.log"; status=1; }
+  cat "$out/train-write.log"
+  echo "== medtune"
+  timeout "${TRAIN_TIMEOUT:-240}" java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaTrainBench /tmp/medtune-train-8b "$out/train-bench.md" \
+    "$commit" 4 2048 true "$layers" "${TRAIN_STEPS:-3}" 2>&1 | tee "$out/train-bench.log" || status=1
+  rm -rf /tmp/medtune-train-8b
+  echo; cat "$out/train-bench.md"
 fi
 exit $status

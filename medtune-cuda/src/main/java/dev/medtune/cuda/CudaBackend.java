@@ -35,7 +35,14 @@ final class CudaBackend implements Backend {
 
   private static final String[] KERNELS = {
       "cast_to_16", "cast_to_f32", "embedding_forward", "rmsnorm_forward", "rope_forward",
-      "kv_store_forward", "attention_forward", "swiglu_forward", "add_forward", "softmax_forward"};
+      "kv_store_forward", "attention_forward", "swiglu_forward", "add_forward", "softmax_forward",
+      "rmsnorm_backward", "rope_backward", "kv_store_backward", "attention_backward_dq",
+      "attention_backward_dkv", "swiglu_backward", "cross_entropy_forward", "dropout_forward",
+      "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled"};
+  // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
+  private static final int TILED_MAX_HEAD_DIM = 128;
+  private static final int TQ = 16;
+  private static final int TK = 32;
   private static final int ELEMENTWISE_BLOCK = 256;
   private static final int ATTENTION_BLOCK = 128;
   private static final int INT_STAGES = 8;
@@ -142,9 +149,46 @@ final class CudaBackend implements Backend {
   }
 
   private void after(String op) {
-    if (syncEveryOp) {
+    if (syncEveryOp || profiling) {
       driver.streamSynchronize(stream, op);
     }
+    if (profiling) {
+      mark(op);
+    }
+  }
+
+  // ---------------------------------------------------------------- profile (benchmarks)
+
+  private boolean profiling;
+  private long profileMark;
+  private final Map<String, double[]> profile = new java.util.TreeMap<>();
+
+  /**
+   * Starts (or stops) a coarse profile: every op waits for the GPU and its wall time since the
+   * previous op (launch, GPU time and the host's time between the two) is added to the op's row.
+   * Slows the step down; for finding where the time goes, not for timing.
+   */
+  void profile(boolean on) {
+    enter();
+    driver.streamSynchronize(stream, "the queued ops");
+    profiling = on;
+    profileMark = System.nanoTime();
+    if (on) {
+      profile.clear();
+    }
+  }
+
+  /** The profile: op (matmuls with their shape and weight type) to {seconds, calls}. */
+  Map<String, double[]> profileTable() {
+    return profile;
+  }
+
+  private void mark(String op) {
+    long now = System.nanoTime();
+    double[] row = profile.computeIfAbsent(op, k -> new double[2]);
+    row[0] += (now - profileMark) / 1e9;
+    row[1]++;
+    profileMark = now;
   }
 
   // ---------------------------------------------------------------- memory
@@ -249,6 +293,9 @@ final class CudaBackend implements Backend {
     driver.copyHtoDAsync(d.address(offset), stage, bytes, stream);
     castValid = false;
     driver.streamSynchronize(stream, "copyFromHost");
+    if (profiling) {
+      mark("copyFromHost (with the wait for the ops before)");
+    }
   }
 
   @Override
@@ -271,6 +318,9 @@ final class CudaBackend implements Backend {
     MemorySegment stage = hostStage(bytes);
     driver.copyDtoHAsync(stage, from, bytes, stream);
     driver.streamSynchronize(stream, "the ops before copyToHost");
+    if (profiling) {
+      mark("copyToHost (with the wait for the ops before)");
+    }
     MemorySegment.copy(stage, JAVA_FLOAT, 0, dst, 0, count);
   }
 
@@ -335,7 +385,12 @@ final class CudaBackend implements Backend {
 
   /** Launches a kernel with arguments Long (pointers, 64-bit), Integer or Float, in order. */
   private void launch(String kernel, int grid, int block, int sharedBytes, Object... args) {
-    if (grid <= 0) {
+    launch2(kernel, grid, 1, block, sharedBytes, args);
+  }
+
+  /** {@link #launch} on a two-dimensional grid. */
+  private void launch2(String kernel, int grid, int gridY, int block, int sharedBytes, Object... args) {
+    if (grid <= 0 || gridY <= 0) {
       return;
     }
     for (int i = 0; i < args.length; i++) {
@@ -348,7 +403,7 @@ final class CudaBackend implements Backend {
       }
       paramPointers.setAtIndex(ADDRESS, i, paramValues.asSlice(at, 8));
     }
-    driver.launch(kernel, functions.get(kernel), grid, 1, block, sharedBytes, stream, paramPointers);
+    driver.launch(kernel, functions.get(kernel), grid, gridY, block, sharedBytes, stream, paramPointers);
     castValid = false; // any kernel may have written the cast's source
     after(kernel);
   }
@@ -397,7 +452,8 @@ final class CudaBackend implements Backend {
     // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B comes first
     blas.matmul(stream, CublasLt.dataType(bt.dtype), transB, transA, n, m, k,
         bt.address(), transB ? k : n, aPtr, transA ? m : k, ct.address(), n, alpha, beta);
-    after("matmul");
+    after(profiling ? String.format("matmul %s%s%s %dx%dx%d", bt.dtype, transA ? " A^T" : "", transB ? " B^T" : "",
+        m, n, k) : "matmul");
   }
 
   @Override
@@ -504,6 +560,12 @@ final class CudaBackend implements Backend {
     long s = ints(slots, rows, "attentionForward");
     long pos = ints(positions, rows, "attentionForward");
     float scale = (float) (1.0 / Math.sqrt(headDim));
+    if (headDim <= TILED_MAX_HEAD_DIM && rows > 1) {
+      // query tiles: K and V read once per TQ rows (decode, one row, keeps the per-row kernel)
+      launch2("attention_rows_tiled", (rows + TQ - 1) / TQ, heads, 128, 0, o.address(), p.address(), 0L,
+          qt.address(), kc.address(), vc.address(), s, pos, rows, heads, kvHeads, headDim, maxLength, scale, 1f, 0);
+      return;
+    }
     int shared = (headDim + 32) * 4;
     launch("attention_forward", rows * heads, ATTENTION_BLOCK, shared, o.address(), p.address(), qt.address(),
         kc.address(), vc.address(), s, pos, heads, kvHeads, headDim, maxLength, scale);
@@ -545,71 +607,252 @@ final class CudaBackend implements Backend {
     launch("softmax_forward", rows, rowBlock(dim), 0, o.address(), xs.address(), dim);
   }
 
-  // ---------------------------------------------------------------- training (not yet)
+  // ---------------------------------------------------------------- training
 
-  // The training ops that branch `backward` adds to the SPI, with its signatures, so that the
-  // merge compiles: on this backend each is a one-line error until issue 5's training part
-  // implements them (they are not @Override here because this branch's SPI has no such methods).
-
-  private static UnsupportedOperationException training(String op) {
-    return new UnsupportedOperationException(op + " is not implemented by the CUDA backend yet (issue 5:"
-        + " LoRA training on the GPU); train with --device cpu");
-  }
-
+  @Override
   public void rmsnormBackward(Tensor dx, Tensor dout, Tensor x, Tensor weight, Tensor rstd, int rows, int dim) {
-    throw training("rmsnormBackward");
+    enter();
+    CudaTensor d = f32(dx, "rmsnormBackward", "dx");
+    CudaTensor g = f32(dout, "rmsnormBackward", "dout");
+    CudaTensor xs = f32(x, "rmsnormBackward", "x");
+    CudaTensor w = f32(weight, "rmsnormBackward", "weight");
+    CudaTensor r = f32(rstd, "rmsnormBackward", "rstd");
+    long n = (long) rows * dim;
+    checkRange(d, 0, n, "rmsnormBackward dx");
+    checkRange(g, 0, n, "rmsnormBackward dout");
+    checkRange(xs, 0, n, "rmsnormBackward x");
+    checkRange(w, 0, dim, "rmsnormBackward weight");
+    checkRange(r, 0, rows, "rmsnormBackward rstd");
+    launch("rmsnorm_backward", rows, rowBlock(dim), 0, d.address(), g.address(), xs.address(), w.address(),
+        r.address(), dim);
   }
 
+  @Override
   public void ropeBackward(Tensor dx, Tensor table, int[] positions, int rows, int heads, int headDim) {
-    throw training("ropeBackward");
+    enter();
+    CudaTensor xt = f32(dx, "ropeBackward", "dx");
+    CudaTensor tab = f32(table, "ropeBackward", "table");
+    checkRange(xt, 0, (long) rows * heads * headDim, "ropeBackward dx");
+    long maxPositions = tab.size() / headDim;
+    for (int t = 0; t < rows; t++) {
+      if (positions[t] < 0 || positions[t] >= maxPositions) {
+        throw new IllegalArgumentException("position " + positions[t] + " of row " + t
+            + " is outside the rope table of " + maxPositions + " positions");
+      }
+    }
+    long pos = ints(positions, rows, "ropeBackward");
+    long pairs = (long) rows * heads * (headDim / 2);
+    launch("rope_backward", gridFor(pairs), ELEMENTWISE_BLOCK, 0, xt.address(), tab.address(), pos, rows, heads, headDim);
   }
 
+  @Override
   public void kvStoreBackward(Tensor dk, Tensor dv, Tensor dkCache, Tensor dvCache,
       int[] slots, int[] positions, int rows, int kvDim, int maxLength) {
-    throw training("kvStoreBackward");
+    enter();
+    CudaTensor dkt = f32(dk, "kvStoreBackward", "dk");
+    CudaTensor dvt = f32(dv, "kvStoreBackward", "dv");
+    CudaTensor kc = f32(dkCache, "kvStoreBackward", "dkCache");
+    CudaTensor vc = f32(dvCache, "kvStoreBackward", "dvCache");
+    checkRange(dkt, 0, (long) rows * kvDim, "kvStoreBackward dk");
+    checkRange(dvt, 0, (long) rows * kvDim, "kvStoreBackward dv");
+    long slotCount = kc.size() / ((long) maxLength * kvDim);
+    checkRange(vc, 0, slotCount * maxLength * kvDim, "kvStoreBackward dvCache");
+    checkSlots("KV cache gradient", slots, positions, rows, slotCount, maxLength);
+    long s = ints(slots, rows, "kvStoreBackward");
+    long p = ints(positions, rows, "kvStoreBackward");
+    launch("kv_store_backward", rows, rowBlock(kvDim), 0, dkt.address(), dvt.address(), kc.address(), vc.address(),
+        s, p, kvDim, maxLength);
   }
 
+  private long dsScratch;       // device, ds of the attention backward, [rows, heads, maxLength]
+  private long dsScratchBytes;
+
+  @Override
   public void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor q,
       Tensor kCache, Tensor vCache, Tensor att, int[] slots, int[] positions,
       int rows, int heads, int kvHeads, int headDim, int maxLength) {
-    throw training("attentionBackward");
+    enter();
+    if (heads % kvHeads != 0) {
+      throw new IllegalArgumentException("attention: " + heads + " query heads are not a multiple of "
+          + kvHeads + " KV heads");
+    }
+    CudaTensor dqt = f32(dq, "attentionBackward", "dq");
+    CudaTensor dkc = f32(dkCache, "attentionBackward", "dkCache");
+    CudaTensor dvc = f32(dvCache, "attentionBackward", "dvCache");
+    CudaTensor dot = f32(dout, "attentionBackward", "dout");
+    CudaTensor qt = f32(q, "attentionBackward", "q");
+    CudaTensor kc = f32(kCache, "attentionBackward", "kCache");
+    CudaTensor vc = f32(vCache, "attentionBackward", "vCache");
+    CudaTensor p = f32(att, "attentionBackward", "att");
+    long qn = (long) rows * heads * headDim;
+    checkRange(dqt, 0, qn, "attentionBackward dq");
+    checkRange(dot, 0, qn, "attentionBackward dout");
+    checkRange(qt, 0, qn, "attentionBackward q");
+    checkRange(p, 0, (long) rows * heads * maxLength, "attentionBackward att");
+    long kvDim = (long) kvHeads * headDim;
+    long slotCount = kc.size() / (maxLength * kvDim);
+    checkRange(vc, 0, slotCount * maxLength * kvDim, "attentionBackward vCache");
+    checkRange(dkc, 0, slotCount * maxLength * kvDim, "attentionBackward dkCache");
+    checkRange(dvc, 0, slotCount * maxLength * kvDim, "attentionBackward dvCache");
+    checkSlots("attention", slots, positions, rows, slotCount, maxLength);
+    int usedSlots = 0;
+    for (int t = 0; t < rows; t++) {
+      usedSlots = Math.max(usedSlots, slots[t] + 1);
+    }
+    // each slot's first and past-the-last row: the dK/dV kernel looks only there
+    int[] range = new int[2 * usedSlots];
+    Arrays.fill(range, 0, range.length, -1);
+    for (int t = 0; t < rows; t++) {
+      int sl = slots[t];
+      if (range[2 * sl] < 0) {
+        range[2 * sl] = t;
+      }
+      range[2 * sl + 1] = t + 1;
+    }
+    for (int i = 0; i < range.length; i++) {
+      range[i] = Math.max(range[i], 0); // an unused slot: the empty range [0, 0)
+    }
+    long bytes = 4L * rows * heads * maxLength;
+    if (dsScratchBytes < bytes) {
+      driver.streamSynchronize(stream, null);
+      deviceFree(dsScratch);
+      dsScratchBytes = bytes;
+      dsScratch = deviceAlloc(bytes);
+    }
+    long s = ints(slots, rows, "attentionBackward");
+    long pos = ints(positions, rows, "attentionBackward");
+    long ranges = ints(range, range.length, "attentionBackward");
+    float scale = (float) (1.0 / Math.sqrt(headDim));
+    if (headDim <= TILED_MAX_HEAD_DIM) {
+      launch2("attention_rows_tiled", (rows + TQ - 1) / TQ, heads, 128, 0, dqt.address(), dsScratch, p.address(),
+          dot.address(), vc.address(), kc.address(), s, pos, rows, heads, kvHeads, headDim, maxLength, 1f, scale, 1);
+      launch2("attention_dkv_tiled", usedSlots * kvHeads, (maxLength + TK - 1) / TK, 128, 0, dkc.address(),
+          dvc.address(), dsScratch, p.address(), qt.address(), dot.address(), s, pos, ranges, heads, kvHeads, headDim,
+          maxLength, scale);
+      return;
+    }
+    int shared = (headDim + 32) * 4;
+    launch("attention_backward_dq", rows * heads, ATTENTION_BLOCK, shared, dqt.address(), dsScratch, dot.address(),
+        p.address(), kc.address(), vc.address(), s, pos, heads, kvHeads, headDim, maxLength, scale);
+    long blocks = (long) usedSlots * maxLength * kvHeads;
+    launch("attention_backward_dkv", Math.toIntExact(blocks), rowBlock(headDim), 0, dkc.address(), dvc.address(),
+        dsScratch, p.address(), qt.address(), dot.address(), s, pos, ranges, heads, kvHeads, headDim, maxLength, scale);
   }
 
+  @Override
   public void swigluBackward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up, int rows, int dim) {
-    throw training("swigluBackward");
+    enter();
+    long n = (long) rows * dim;
+    CudaTensor dg = f32(dgate, "swigluBackward", "dgate");
+    CudaTensor du = f32(dup, "swigluBackward", "dup");
+    CudaTensor d = f32(dout, "swigluBackward", "dout");
+    CudaTensor g = f32(gate, "swigluBackward", "gate");
+    CudaTensor u = f32(up, "swigluBackward", "up");
+    for (CudaTensor c : new CudaTensor[] {dg, du, d, g, u}) {
+      checkRange(c, 0, n, "swigluBackward");
+    }
+    launch("swiglu_backward", gridFor(n), ELEMENTWISE_BLOCK, 0, dg.address(), du.address(), d.address(),
+        g.address(), u.address(), n);
   }
 
+  @Override
   public void crossEntropyForward(Tensor losses, Tensor logits, int[] targets, int ignoreIndex,
       int rows, int vocab, float gradScale) {
-    throw training("crossEntropyForward");
+    enter();
+    CudaTensor l = f32(losses, "crossEntropyForward", "losses");
+    CudaTensor z = f32(logits, "crossEntropyForward", "logits");
+    checkRange(l, 0, rows, "crossEntropyForward losses");
+    checkRange(z, 0, (long) rows * vocab, "crossEntropyForward logits");
+    for (int t = 0; t < rows; t++) {
+      if (targets[t] != ignoreIndex && (targets[t] < 0 || targets[t] >= vocab)) {
+        throw new IllegalArgumentException("cross-entropy: target " + targets[t] + " of row " + t
+            + " is outside the vocabulary of " + vocab);
+      }
+    }
+    long tg = ints(targets, rows, "crossEntropyForward");
+    launch("cross_entropy_forward", rows, 1024, 0, l.address(), z.address(), tg, ignoreIndex, vocab, gradScale);
   }
 
+  @Override
   public void dropoutForward(Tensor out, Tensor x, float p, long seed, long count) {
-    throw training("dropoutForward");
+    enter();
+    CudaTensor o = f32(out, "dropoutForward", "out");
+    CudaTensor xs = f32(x, "dropoutForward", "x");
+    checkRange(o, 0, count, "dropoutForward out");
+    checkRange(xs, 0, count, "dropoutForward x");
+    launch("dropout_forward", gridFor(count), ELEMENTWISE_BLOCK, 0, o.address(), xs.address(), p, 1f / (1f - p),
+        seed, count);
   }
 
+  @Override
   public void zero(Tensor t, long count) {
-    throw training("zero");
+    enter();
+    CudaTensor c = f32(t, "zero", "t");
+    checkRange(c, 0, count, "zero");
+    if (count > 0) {
+      driver.memsetD32Async(c.address(), 0, count, stream);
+      castValid = false;
+      after("zero");
+    }
   }
 
+  @Override
   public void scale(Tensor t, long count, float s) {
-    throw training("scale");
+    enter();
+    CudaTensor c = f32(t, "scale", "t");
+    checkRange(c, 0, count, "scale");
+    launch("scale_inplace", gridFor(count), ELEMENTWISE_BLOCK, 0, c.address(), s, count);
   }
 
+  private long normResult;  // device, one double
+
+  @Override
   public double squaredNorm(Tensor t, long count) {
-    throw training("squaredNorm");
+    enter();
+    CudaTensor c = f32(t, "squaredNorm", "t");
+    checkRange(c, 0, count, "squaredNorm");
+    if (normResult == 0) {
+      normResult = deviceAlloc(8);
+    }
+    if (count == 0) {
+      return 0;
+    }
+    launch("squared_norm", 1, 1024, 0, normResult, c.address(), count);
+    MemorySegment stage = hostStage(8);
+    driver.copyDtoHAsync(stage, normResult, 8, stream);
+    driver.streamSynchronize(stream, "squaredNorm");
+    if (profiling) {
+      mark("squaredNorm (with the wait for the ops before)");
+    }
+    return stage.get(java.lang.foreign.ValueLayout.JAVA_DOUBLE, 0);
   }
 
+  @Override
   public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, long count,
       float decay, float oneMinusBeta1, float beta2, float oneMinusBeta2, float stepSize,
       float bc2Sqrt, float eps) {
-    throw training("adamwStep");
+    enter();
+    CudaTensor p = f32(param, "adamwStep", "param");
+    CudaTensor g = f32(grad, "adamwStep", "grad");
+    CudaTensor m = f32(expAvg, "adamwStep", "expAvg");
+    CudaTensor v = f32(expAvgSq, "adamwStep", "expAvgSq");
+    for (CudaTensor c : new CudaTensor[] {p, g, m, v}) {
+      checkRange(c, 0, count, "adamwStep");
+    }
+    launch("adamw_step", gridFor(count), ELEMENTWISE_BLOCK, 0, p.address(), g.address(), m.address(), v.address(),
+        count, decay, oneMinusBeta1, beta2, oneMinusBeta2, stepSize, bc2Sqrt, eps);
   }
 
   @Override
   public void synchronize() {
     enter();
     driver.streamSynchronize(stream, "the queued ops");
+  }
+
+  /** Free and total device memory, in bytes (benchmarks). */
+  long[] memoryInfo() {
+    enter();
+    return driver.memoryInfo();
   }
 
   /** Bytes per second of a device-to-device copy of {@code bytes}, {@code repeats} times (benchmarks). */

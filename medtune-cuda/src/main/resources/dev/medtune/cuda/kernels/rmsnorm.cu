@@ -1,7 +1,9 @@
 // RMSNorm (Zhang and Sennrich 2019), as Llama computes it in float32:
 //   rstd[t] = 1 / sqrt(mean(x[t,:]^2) + eps),   out[t,:] = weight * x[t,:] * rstd[t]
 // One block per row; rstd saved for the backward when the pointer is not null.
-// Backward (planned): dx = rstd * (w*dout - x * rstd^2 * mean(x * w*dout)).
+// Backward (frozen weight, accumulated): g = w * dout,
+//   dx[t,:] += rstd[t] * (g - x[t,:] * rstd[t]^2 * mean(x[t,:] * g))
+// One block per row; the mean is a block sum in float32 (the CPU sums in double).
 
 extern "C" __global__ void rmsnorm_forward(float* out, const float* x, const float* weight,
                                            float* rstd, float eps, int dim) {
@@ -22,5 +24,24 @@ extern "C" __global__ void rmsnorm_forward(float* out, const float* x, const flo
   }
   for (int i = threadIdx.x; i < dim; i += blockDim.x) {
     orow[i] = xr[i] * inv * weight[i];
+  }
+}
+
+extern "C" __global__ void rmsnorm_backward(float* dx, const float* dout, const float* x,
+                                            const float* weight, const float* rstd, int dim) {
+  __shared__ float scratch[32];
+  int t = blockIdx.x;
+  const float* xr = x + (long long) t * dim;
+  const float* gr = dout + (long long) t * dim;
+  float* dr = dx + (long long) t * dim;
+  float dot = 0.0f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    dot += xr[i] * (weight[i] * gr[i]);
+  }
+  dot = block_sum(dot, scratch);
+  float inv = rstd[t];
+  float c = dot / dim * inv * inv;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    dr[i] += inv * (weight[i] * gr[i] - xr[i] * c);
   }
 }
