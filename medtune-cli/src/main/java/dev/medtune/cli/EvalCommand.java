@@ -86,9 +86,14 @@ final class EvalCommand implements Callable<Integer> {
   @Option(names = "--overwrite", description = "Replace an existing report in --output.")
   boolean overwrite;
 
+  @Option(names = "--adapter", paramLabel = "A",
+      description = "A LoRA adapter folder (PEFT layout, e.g. train's OUT/adapter) applied to --model.")
+  Path adapter;
+
   @Option(names = "--compare", paramLabel = "DIR",
-      description = "A second model folder (e.g. a merged fine-tune) evaluated on the same"
-          + " questions; the report adds the paired difference and its 95%% interval.")
+      description = "Evaluated on the same questions beside --model: an adapter folder (applied to"
+          + " --model's base) or a second model folder; the report adds the paired difference"
+          + " and its 95%% interval.")
   Path compare;
 
   @Option(names = "--device", defaultValue = "auto", paramLabel = "auto|cpu|cuda",
@@ -133,7 +138,9 @@ final class EvalCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     model = HubAccess.model(model, err);
-    compare = HubAccess.model(compare, err);
+    if (compare != null && !Adapters.isAdapter(compare)) {
+      compare = HubAccess.model(compare, err);
+    }
     Map<String, String> provenance = new LinkedHashMap<>();
     provenance.put("version", BuildInfo.version());
     provenance.put("commit", BuildInfo.commit());
@@ -150,7 +157,7 @@ final class EvalCommand implements Callable<Integer> {
           examples = examples.subList(0, limit);
         }
         LossRun run;
-        try (ModelEvaluator ev = evaluator(model, backend, template, err, examples.size())) {
+        try (ModelEvaluator ev = evaluator(model, adapter, backend, template, err, examples.size())) {
           run = ev.loss(examples);
         }
         LossReport report = new LossReport(data.toString(), run);
@@ -171,8 +178,11 @@ final class EvalCommand implements Callable<Integer> {
         if (limit != null && questions.size() > limit) {
           questions = questions.subList(0, limit);
         }
-        McqRun a = run(model, backend, template, questions, rejected, err);
-        McqRun b = compare == null ? null : run(compare, backend, template, questions, rejected, err);
+        McqRun a = run(model, adapter, backend, template, questions, rejected, err);
+        McqRun b = compare == null ? null
+            : Adapters.isAdapter(compare)
+                ? run(model, compare, backend, template, questions, rejected, err)
+                : run(compare, null, backend, template, questions, rejected, err);
         McqReport report = new McqReport(data.toString(), a, b);
         json = report.json(provenance);
         markdown = report.markdown();
@@ -193,10 +203,10 @@ final class EvalCommand implements Callable<Integer> {
     return 0;
   }
 
-  private McqRun run(Path dir, Backend backend, PromptTemplate template,
+  private McqRun run(Path dir, Path adapterDir, Backend backend, PromptTemplate template,
       List<McqQuestion> questions, List<Skip> rejected, PrintWriter err) {
     McqRun run;
-    try (ModelEvaluator ev = evaluator(dir, backend, template, err, questions.size())) {
+    try (ModelEvaluator ev = evaluator(dir, adapterDir, backend, template, err, questions.size())) {
       run = method.equals("generate") ? ev.generate(questions, maxNewTokens) : ev.loglik(questions);
     }
     if (rejected.isEmpty()) {
@@ -208,9 +218,9 @@ final class EvalCommand implements Callable<Integer> {
         run.device());
   }
 
-  private ModelEvaluator evaluator(Path dir, Backend backend, PromptTemplate template,
-      PrintWriter err, int total) {
-    ModelEvaluator ev = new ModelEvaluator(dir, backend, template, batchTokens);
+  private ModelEvaluator evaluator(Path dir, Path adapterDir, Backend backend,
+      PromptTemplate template, PrintWriter err, int total) {
+    ModelEvaluator ev = new ModelEvaluator(dir, adapterDir, backend, template, batchTokens);
     long[] last = {System.nanoTime()};
     return ev.progress(done -> {
       long now = System.nanoTime();

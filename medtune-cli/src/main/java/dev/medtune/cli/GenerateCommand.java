@@ -10,8 +10,6 @@ import dev.medtune.model.LlamaConfig;
 import dev.medtune.model.Sampler;
 import dev.medtune.model.backend.Backend;
 import dev.medtune.model.backend.Backends;
-import dev.medtune.model.lora.LoraAdapter;
-import dev.medtune.model.lora.LoraMerge;
 import dev.medtune.model.tokenizer.LlamaTokenizer;
 import dev.medtune.model.tokenizer.StreamingDecoder;
 import java.io.IOException;
@@ -41,7 +39,7 @@ final class GenerateCommand implements Callable<Integer> {
   static final int PREFILL_ROWS = 128;
 
   @Option(names = "--model", required = true, paramLabel = "DIR",
-      description = "Model folder in Hugging Face layout (config.json, safetensors, tokenizer.json).")
+      description = "Model folder in Hugging Face layout (config.json, safetensors, tokenizer.json), or a hub model id (org/name), downloaded into the hub cache.")
   Path model;
 
   @Option(names = "--adapter", paramLabel = "A",
@@ -95,6 +93,7 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
+    model = HubAccess.model(model, new java.io.PrintWriter(System.err, true));
     if (maxNewTokens < 1) {
       throw new UsageException("--max-new-tokens must be at least 1, found " + maxNewTokens);
     }
@@ -153,14 +152,8 @@ final class GenerateCommand implements Callable<Integer> {
 
   /** The model with the adapter merged into its projections in memory (base dtype), or as is. */
   private Checkpoint withAdapter(Checkpoint base) {
-    if (adapter == null) {
-      return base;
-    }
-    if (!Files.isDirectory(adapter)) {
-      throw new MedtuneFailure(adapter + ": no such adapter folder");
-    }
     try {
-      return LoraMerge.inMemory(base, LoraAdapter.load(adapter, base.config()));
+      return Adapters.apply(base, adapter);
     } catch (IllegalArgumentException e) {
       throw new MedtuneFailure(e.getMessage());
     }

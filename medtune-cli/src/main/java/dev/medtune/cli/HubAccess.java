@@ -29,13 +29,19 @@ final class HubAccess {
    * {@code --input} of every command.
    */
   static Path resolve(String arg, RepoType type, String tokenOption, PrintWriter err) {
-    if (!HubClient.isRepoId(arg)) {
+    // only org/name counts as a hub id here: a bare name is far more often a mistyped local file
+    if (!HubClient.isRepoId(arg) || arg.indexOf('/') < 0) {
       return Path.of(arg);
     }
     try (HubClient hub = new HubClient(config(tokenOption));
         ProgressBars bars = new ProgressBars(err, ProgressBars.stderrIsTerminal())) {
       return hub.snapshot(arg, type, "main", java.util.List.of(), java.util.List.of(), bars);
     } catch (HubException e) {
+      if (e.kind() == HubException.Kind.REPO_NOT_FOUND || e.kind() == HubException.Kind.NETWORK
+          || e.kind() == HubException.Kind.OFFLINE) {
+        throw new MedtuneFailure(arg + ": no such file or folder, nor a " + type.name().toLowerCase(java.util.Locale.ROOT)
+            + " on the hub (" + e.getMessage() + ")", e);
+      }
       throw new MedtuneFailure(e.getMessage(), e);
     }
   }

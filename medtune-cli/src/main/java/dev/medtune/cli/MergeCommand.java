@@ -18,7 +18,7 @@ import picocli.CommandLine.Option;
     })
 final class MergeCommand implements Callable<Integer> {
 
-  @Option(names = "--model", required = true, paramLabel = "M", description = "Base model folder.")
+  @Option(names = "--model", required = true, paramLabel = "M", description = "Base model folder, or a hub model id (org/name), downloaded into the hub cache.")
   Path model;
 
   @Option(names = "--adapter", required = true, paramLabel = "A", description = "Adapter folder (adapter_config.json, adapter_model.safetensors).")
@@ -32,6 +32,7 @@ final class MergeCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
+    model = HubAccess.model(model, new java.io.PrintWriter(System.err, true));
     if (!Files.isDirectory(adapter)) {
       throw new MedtuneFailure(adapter + ": no such adapter folder");
     }

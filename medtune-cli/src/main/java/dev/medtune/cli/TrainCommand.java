@@ -50,7 +50,7 @@ import picocli.CommandLine.Option;
     })
 final class TrainCommand implements Callable<Integer> {
 
-  @Option(names = "--model", required = true, paramLabel = "M", description = "Base model folder (Hugging Face layout).")
+  @Option(names = "--model", required = true, paramLabel = "M", description = "Base model folder (Hugging Face layout), or a hub model id (org/name), downloaded into the hub cache.")
   Path model;
 
   @Option(names = "--data", required = true, paramLabel = "F", description = "Training examples, JSON lines (prepare's train.jsonl).")
@@ -141,6 +141,7 @@ final class TrainCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
+    model = HubAccess.model(model, new java.io.PrintWriter(System.err, true));
     SftConfig config = config();
     Training.Outcome o;
     try (StopRequest stop = StopRequest.install(Duration.ofMinutes(10))) {

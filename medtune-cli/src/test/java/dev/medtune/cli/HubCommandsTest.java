@@ -199,9 +199,18 @@ class HubCommandsTest {
     assertTrue(eval.out().contains("2"), eval.out());
     assertTrue(Files.isDirectory(tmp.resolve("cache/models--medtune-test--tiny-model/snapshots")));
 
+    Run gen = run("generate", "--model", "medtune-test/tiny-model", "--prompt", "Scurvy is caused by",
+        "--max-new-tokens", "4", "--device", "cpu");
+    assertEquals(0, gen.code(), gen.err());
+    Run train = run("train", "--model", "medtune-test/tiny-model", "--data", tmp.resolve("prepared/train.jsonl").toString(),
+        "--output", tmp.resolve("run").toString(), "--max-steps", "2", "--batch-size", "1", "--grad-accum", "1",
+        "--max-seq-len", "64", "--device", "cpu");
+    assertEquals(0, train.code(), train.err());
+    assertTrue(Files.isRegularFile(tmp.resolve("run/adapter/adapter_model.safetensors")));
+
     Run missing = run("eval", "--model", "medtune-test/none", "--data", questions.toString());
     assertEquals(1, missing.code());
-    assertTrue(missing.err().startsWith("medtune: model medtune-test/none not found"), missing.err());
+    assertTrue(missing.err().startsWith("medtune: medtune-test/none: no such file or folder, nor a model on the hub (model medtune-test/none not found"), missing.err());
   }
 
   @Test

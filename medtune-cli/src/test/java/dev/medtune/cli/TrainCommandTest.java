@@ -142,6 +142,38 @@ class TrainCommandTest {
       assertEquals(0, g1.exit(), g1.err());
       assertEquals(0, g2.exit(), g2.err());
       assertEquals(g1.out(), g2.out());
+
+      // eval --adapter scores as the merged model does; --compare ADAPTER sets base and fine-tune side by side
+      Path q = Path.of(TrainCommandTest.class.getResource("/eval/dev-choices-20.jsonl").toURI());
+      String adapter = out.resolve("adapter").toString();
+      Run e1 = GenerateCommandTest.run("eval", "--model", merged.toString(), "--data", q.toString(), "--limit", "5",
+          "--device", "cpu", "--output", tmp.resolve("e1").toString());
+      Run e2 = GenerateCommandTest.run("eval", "--model", model.toString(), "--adapter", adapter, "--data", q.toString(),
+          "--limit", "5", "--device", "cpu", "--output", tmp.resolve("e2").toString());
+      Run e3 = GenerateCommandTest.run("eval", "--model", model.toString(), "--compare", adapter, "--data", q.toString(),
+          "--limit", "5", "--device", "cpu", "--output", tmp.resolve("e3").toString());
+      assertEquals(0, e1.exit(), e1.err());
+      assertEquals(0, e2.exit(), e2.err());
+      assertEquals(0, e3.exit(), e3.err());
+      ObjectMapper json = new ObjectMapper();
+      JsonNode mergedQs = json.readTree(tmp.resolve("e1/report.json").toFile()).get("run").get("questions");
+      JsonNode adapterRun = json.readTree(tmp.resolve("e2/report.json").toFile()).get("run");
+      JsonNode compared = json.readTree(tmp.resolve("e3/report.json").toFile());
+      assertTrue(adapterRun.get("model").asText().endsWith(" + " + adapter), adapterRun.get("model").asText());
+      double changed = 0;
+      for (int i = 0; i < 5; i++) {
+        for (int o = 0; o < 4; o++) {
+          double mq = mergedQs.get(i).get("options").get(o).get("logprob").asDouble();
+          double aq = adapterRun.get("questions").get(i).get("options").get(o).get("logprob").asDouble();
+          double b = compared.get("b").get("questions").get(i).get("options").get(o).get("logprob").asDouble();
+          double base0 = compared.get("a").get("questions").get(i).get("options").get(o).get("logprob").asDouble();
+          assertEquals(mq, aq, 1e-9, "question " + i + " option " + o);
+          assertEquals(aq, b, 1e-9, "question " + i + " option " + o);
+          changed = Math.max(changed, Math.abs(b - base0));
+        }
+      }
+      assertTrue(changed > 1e-3, "the adapter changes the scores");
+      assertEquals(5, compared.get("paired").get("questions").asInt());
     }
 
     // the output folder is not overwritten without --overwrite, and resume refuses other settings

@@ -49,6 +49,7 @@ public final class ModelEvaluator implements AutoCloseable {
   private static final int MAX_SLOTS = 64;
 
   private final String name;
+  private final Checkpoint base;
   private final Checkpoint checkpoint;
   private final LlamaTokenizer tokenizer;
   private final Backend backend;
@@ -62,12 +63,22 @@ public final class ModelEvaluator implements AutoCloseable {
    * @param batchTokens tokens per forward pass (more are used when one request needs them)
    */
   public ModelEvaluator(Path modelDir, Backend backend, PromptTemplate template, int batchTokens) {
-    this.name = modelDir.toString();
-    this.checkpoint = Checkpoint.open(modelDir);
+    this(modelDir, null, backend, template, batchTokens);
+  }
+
+  /**
+   * Opens the model folder with a LoRA adapter (PEFT layout) merged into its projections in
+   * memory; {@code adapterDir} null is the base model.
+   */
+  public ModelEvaluator(Path modelDir, Path adapterDir, Backend backend, PromptTemplate template,
+      int batchTokens) {
+    this.name = adapterDir == null ? modelDir.toString() : modelDir + " + " + adapterDir;
+    this.base = Checkpoint.open(modelDir);
     try {
+      this.checkpoint = dev.medtune.cli.Adapters.apply(base, adapterDir);
       this.tokenizer = LlamaTokenizer.load(modelDir);
     } catch (RuntimeException e) {
-      checkpoint.close();
+      base.close();
       throw e;
     }
     this.backend = backend;
@@ -306,6 +317,6 @@ public final class ModelEvaluator implements AutoCloseable {
   @Override
   public void close() {
     tokenizer.close();
-    checkpoint.close();
+    base.close();
   }
 }
