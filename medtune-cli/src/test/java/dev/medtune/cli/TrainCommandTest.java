@@ -234,6 +234,46 @@ class TrainCommandTest {
     double first = losses.get(0);
     double lastFive = losses.subList(losses.size() - 5, losses.size()).stream().mapToDouble(d -> d).average().orElseThrow();
     assertTrue(lastFive < first - 1.0, "loss " + first + " -> " + lastFive);
+    // issue 7's proof: the adapter answers its own training questions far above chance (25%),
+    // and unseen questions near chance; base and adapter side by side on the same questions
+    Path trained = tmp.resolve("trained-questions.jsonl");
+    List<String> qs = new ArrayList<>();
+    for (String l : Files.readAllLines(work.resolve("data/train.jsonl"))) {
+      JsonNode n = JSON.readTree(l);
+      com.fasterxml.jackson.databind.node.ObjectNode q = JSON.createObjectNode();
+      q.put("question", n.get("question").asText());
+      com.fasterxml.jackson.databind.node.ArrayNode choices = q.putArray("choices");
+      int answer = -1;
+      for (int i = 0; i < n.get("options").size(); i++) {
+        String o = n.get("options").get(i).asText();
+        choices.add("ABCD".charAt(i) + ". " + o);
+        if (o.equals(n.get("answer").asText())) {
+          answer = i;
+        }
+      }
+      q.put("answer", answer);
+      qs.add(JSON.writeValueAsString(q));
+    }
+    Files.write(trained, qs);
+    String adapter = work.resolve("run/adapter").toString();
+    Run seen = GenerateCommandTest.run("eval", "--model", work.resolve("model").toString(), "--compare", adapter,
+        "--data", trained.toString(), "--device", "cpu", "--output", tmp.resolve("seen").toString());
+    Run unseen = GenerateCommandTest.run("eval", "--model", work.resolve("model").toString(), "--compare", adapter,
+        "--data", "../medtune-data/src/test/resources/medmcqa/validation-sample.csv", "--device", "cpu",
+        "--output", tmp.resolve("unseen").toString());
+    assertEquals(0, seen.exit(), seen.err());
+    assertEquals(0, unseen.exit(), unseen.err());
+    JsonNode s = JSON.readTree(tmp.resolve("seen/report.json").toFile());
+    JsonNode u = JSON.readTree(tmp.resolve("unseen/report.json").toFile());
+    double seenBase = s.get("a").get("accuracy").get("sum").get("accuracy").asDouble();
+    double seenTuned = s.get("b").get("accuracy").get("sum").get("accuracy").asDouble();
+    double unseenTuned = u.get("b").get("accuracy").get("sum").get("accuracy").asDouble();
+    assertEquals(qs.size(), s.get("b").get("questions_scored").asInt());
+    assertEquals(100, u.get("b").get("questions_scored").asInt());
+    assertTrue(seenTuned >= 0.5 && seenTuned > seenBase + 0.3,
+        "training questions: base " + seenBase + ", fine-tuned " + seenTuned);
+    assertTrue(unseenTuned > 0.05 && unseenTuned < 0.45, "unseen questions: fine-tuned " + unseenTuned);
+
     // a second demo replaces its own folder; a foreign folder is refused
     Path foreign = Files.createDirectories(tmp.resolve("foreign"));
     Files.writeString(foreign.resolve("keep.txt"), "mine");
