@@ -44,6 +44,8 @@ public final class EvalBench {
     String commit = args[3];
     int n = args.length > 4 ? Integer.parseInt(args[4]) : 2;
     int threads = Runtime.getRuntime().availableProcessors();
+    String device = args.length > 5 ? args[5] : "cpu";
+    String machine = cpuModel() + ", " + threads + " cores (shared with other jobs: CPU figures are noisy, read the ratio)";
     List<McqQuestion> questions = McqReader.read(data, null).questions().subList(0, n);
 
     List<ContinuationScorer.Request> requests = new ArrayList<>();
@@ -77,8 +79,12 @@ public final class EvalBench {
     double baseline;
     double scoring;
     String dtype;
-    try (Checkpoint ckpt = Checkpoint.open(modelDir); Backend cpu = CpuBackendProvider.create(threads)) {
+    try (Checkpoint ckpt = Checkpoint.open(modelDir); Backend cpu = device.equals("cpu")
+        ? CpuBackendProvider.create(threads) : dev.medtune.model.backend.Backends.open(device)) {
       dtype = ckpt.config().torchDtype();
+      if (!device.equals("cpu")) {
+        machine = cpu.description();
+      }
       int rows = Math.max(promptRows, contRows);
       Llama model = new Llama(ckpt, cpu, rows, rows, maxLength);
       KvCache cache = model.newCache(slots);
@@ -149,7 +155,7 @@ public final class EvalBench {
 
         ## eval (loglik scoring): %s, commit %s
 
-        Machine: %s, %d cores (shared with other jobs: CPU figures are noisy, read the ratio), Java %s.
+        Machine: %s, Java %s.
         Model: `%s` (%s, random weights, its own tokenizer), %d MedMCQA dev questions (4 options):
         %d prompt tokens in one pass, %d continuation rows in a second. Same-run baseline: the plain
         forward pass (`Llama.forward`) over exactly those rows with one row of logits per pass; the two
@@ -159,7 +165,7 @@ public final class EvalBench {
         | --- | --- | --- | --- |
         | log-likelihood scoring (logits of every continuation row, KV prefix copies, log-softmax) | %.1f tokens/s, %.3f questions/s | %.1f tokens/s plain forward | %.0f%% |
         | forward tokens per %d questions | %d (prompt shared) | %d (each option with its own prompt) | %.2fx fewer |
-        """, date, commit, cpuModel(), threads, Runtime.version(), modelDir.getFileName(), dtype, n,
+        """, date, commit, machine, Runtime.version(), modelDir.getFileName(), dtype, n,
         promptRows, contRows, ROUNDS, scoring, scoring * n / shared, baseline, 100 * scoring / baseline,
         n, shared, unshared, (double) unshared / shared);
     Files.writeString(results, entry, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
