@@ -48,6 +48,7 @@ public final class Llama {
   private final Tensor hidden;  // silu(gate) * up
   private final Tensor lastRows; // final-norm rows that need logits [maxLogitRows, hidden]
   private final Tensor logits;   // [maxLogitRows, vocab]
+  private final Tensor losses;   // [maxLogitRows]: -log p(target) of forwardLogprobs
   private final Tensor ropeTable;
 
   /**
@@ -109,6 +110,7 @@ public final class Llama {
     hidden = backend.allocate(maxRows, c.intermediateSize());
     lastRows = backend.allocate(maxLogitRows, h);
     logits = backend.allocate(maxLogitRows, c.vocabSize());
+    losses = backend.allocate(maxLogitRows);
     ropeTable = backend.allocate(maxLength, c.headDim());
     backend.copyFromHost(Rope.table(c, maxLength), ropeTable, 0);
   }
@@ -150,6 +152,39 @@ public final class Llama {
    */
   public void forward(int[] tokens, int[] slots, int[] positions, int rows, KvCache cache,
       int[] logitRows, int logitCount, float[] logitsOut) {
+    if (!run(tokens, slots, positions, rows, cache, logitRows, logitCount)) {
+      return;
+    }
+    long need = (long) logitCount * config.vocabSize();
+    if (logitsOut.length < need) {
+      throw new IllegalArgumentException("logitsOut holds " + logitsOut.length + " floats, "
+          + logitCount + " rows of " + config.vocabSize() + " logits need " + need);
+    }
+    backend.copyToHost(logits, 0, logitsOut, (int) need);
+  }
+
+  /**
+   * As {@link #forward}, but instead of the logits of each listed row, its log-probability of
+   * {@code targets[i]}: {@code logprobsOut[i] = logits[i, targets[i]] - logsumexp(logits[i, :])},
+   * computed where the logits are (the fused cross-entropy op), so only one float a row comes
+   * back to the host. This is what scoring continuations needs.
+   */
+  public void forwardLogprobs(int[] tokens, int[] slots, int[] positions, int rows, KvCache cache,
+      int[] logitRows, int logitCount, int[] targets, float[] logprobsOut) {
+    if (!run(tokens, slots, positions, rows, cache, logitRows, logitCount)) {
+      return;
+    }
+    // gradScale 0: the logits buffer is overwritten with zeros, which inference never reads
+    backend.crossEntropyForward(losses, logits, targets, -1, logitCount, config.vocabSize(), 0f);
+    backend.copyToHost(losses, 0, logprobsOut, logitCount);
+    for (int i = 0; i < logitCount; i++) {
+      logprobsOut[i] = -logprobsOut[i];
+    }
+  }
+
+  /** The forward pass up to the logits of the listed rows (left on the device); false when none. */
+  private boolean run(int[] tokens, int[] slots, int[] positions, int rows, KvCache cache,
+      int[] logitRows, int logitCount) {
     if (rows < 1 || rows > maxRows) {
       throw new IllegalArgumentException("a forward pass takes 1 to " + maxRows + " tokens, got " + rows);
     }
@@ -198,16 +233,11 @@ public final class Llama {
 
     // final norm, then lm_head only on the rows whose next token is wanted
     if (logitCount == 0) {
-      return;
+      return false;
     }
     backend.rmsnormForward(xn, x, norm, null, eps, rows, h);
     backend.embeddingForward(lastRows, xn, logitRows, logitCount, h); // a row gather
     backend.matmul(logits, lastRows, false, lmHead, true, logitCount, c.vocabSize(), h, 1f, 0f);
-    long need = (long) logitCount * c.vocabSize();
-    if (logitsOut.length < need) {
-      throw new IllegalArgumentException("logitsOut holds " + logitsOut.length + " floats, "
-          + logitCount + " rows of " + c.vocabSize() + " logits need " + need);
-    }
-    backend.copyToHost(logits, 0, logitsOut, (int) need);
+    return true;
   }
 }

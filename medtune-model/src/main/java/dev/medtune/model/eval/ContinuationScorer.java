@@ -190,15 +190,16 @@ public final class ContinuationScorer {
         }
       }
     }
-    logits = new float[rows2 * vocab];
-    model.forward(tokens, slots, positions, rows2, cache, logitRows, rows2, logits);
+    // the log-probability of each row's next token is taken where the logits are: one float a row
+    float[] lp = new float[rows2];
+    model.forwardLogprobs(tokens, slots, positions, rows2, cache, logitRows, rows2, targets, lp);
     forwardTokens += rows2;
     t = 0;
     for (int j = 0; j < q; j++) {
       List<int[]> cs = batch.get(j).continuations();
       for (int k = 0; k < cs.size(); k++) {
         for (int i = 1; i < cs.get(k).length; i++, t++) {
-          result.get(j)[k][i] = logits[t * vocab + targets[t]] - logSumExp(logits, t);
+          result.get(j)[k][i] = lp[t];
         }
       }
     }
