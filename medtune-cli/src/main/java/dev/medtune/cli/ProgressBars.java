@@ -1,5 +1,7 @@
 package dev.medtune.cli;
 
+import static dev.medtune.hub.DownloadProgress.human;
+
 import dev.medtune.hub.DownloadProgress;
 import java.io.PrintWriter;
 import java.util.LinkedHashMap;
@@ -159,19 +161,5 @@ final class ProgressBars implements DownloadProgress, AutoCloseable {
       b.append("  ").append(human(rate)).append("/s");
     }
     return b.toString();
-  }
-
-  static String human(long bytes) {
-    if (bytes < 1024) {
-      return bytes + " B";
-    }
-    String[] units = {"KB", "MB", "GB", "TB"};
-    double v = bytes;
-    int u = -1;
-    while (v >= 1024 && u < units.length - 1) {
-      v /= 1024;
-      u++;
-    }
-    return String.format(Locale.ROOT, "%.1f %s", v, units[u]);
   }
 }

@@ -96,7 +96,7 @@ final class PushCommand implements Runnable {
     } else {
       out.println(r.commitUrl());
       err.printf("pushed %d file(s) (%s to LFS storage), %d unchanged%n", r.uploaded().size(),
-          ProgressBars.human(r.lfsBytesSent()), r.unchanged().size());
+          dev.medtune.hub.DownloadProgress.human(r.lfsBytesSent()), r.unchanged().size());
     }
     out.flush();
     err.flush();

@@ -215,40 +215,27 @@ final class CpuBackend implements Backend {
     float[] cs = tab.floats();
     int tOff = (int) tab.offset;
     long maxPositions = tab.size() / headDim;
-    int half = headDim / 2;
     for (int t = 0; t < rows; t++) {
       if (positions[t] < 0 || positions[t] >= maxPositions) {
         throw new IllegalArgumentException("position " + positions[t] + " of row " + t
             + " is outside the rope table of " + maxPositions + " positions");
       }
     }
-    int width = heads * headDim;
-    parallel.forRange(rows, Math.max(1, ELEMENTWISE_GRAIN / width), (from, to) -> {
-      for (int t = from; t < to; t++) {
-        int c0 = tOff + positions[t] * headDim;
-        for (int h = 0; h < heads; h++) {
-          int b = xOff + t * width + h * headDim;
-          for (int i = 0; i < half; i++) {
-            float cos = cs[c0 + i];
-            float sin = cs[c0 + half + i];
-            float x1 = xs[b + i];
-            float x2 = xs[b + half + i];
-            xs[b + i] = x1 * cos - x2 * sin;
-            xs[b + half + i] = x2 * cos + x1 * sin;
-          }
-        }
-      }
-    });
+    rotate(xs, xOff, cs, tOff, positions, rows, heads, headDim, 1f);
   }
 
   @Override
   public void ropeBackward(Tensor dx, Tensor table, int[] positions, int rows, int heads, int headDim) {
+    // the transpose of a rotation is the rotation by the negative angle
     CpuTensor xt = (CpuTensor) dx;
-    float[] xs = xt.floats();
-    int xOff = (int) xt.offset;
     CpuTensor tab = (CpuTensor) table;
-    float[] cs = tab.floats();
-    int tOff = (int) tab.offset;
+    rotate(xt.floats(), (int) xt.offset, tab.floats(), (int) tab.offset, positions, rows, heads,
+        headDim, -1f);
+  }
+
+  /** Rotates each pair (i, i + headDim/2) of every head by {@code sign} times its rope angle, in place. */
+  private void rotate(float[] xs, int xOff, float[] cs, int tOff, int[] positions, int rows,
+      int heads, int headDim, float sign) {
     int half = headDim / 2;
     int width = heads * headDim;
     parallel.forRange(rows, Math.max(1, ELEMENTWISE_GRAIN / width), (from, to) -> {
@@ -258,11 +245,11 @@ final class CpuBackend implements Backend {
           int b = xOff + t * width + h * headDim;
           for (int i = 0; i < half; i++) {
             float cos = cs[c0 + i];
-            float sin = cs[c0 + half + i];
-            float g1 = xs[b + i];
-            float g2 = xs[b + half + i];
-            xs[b + i] = g1 * cos + g2 * sin;
-            xs[b + half + i] = g2 * cos - g1 * sin;
+            float sin = sign * cs[c0 + half + i];
+            float x1 = xs[b + i];
+            float x2 = xs[b + half + i];
+            xs[b + i] = x1 * cos - x2 * sin;
+            xs[b + half + i] = x2 * cos + x1 * sin;
           }
         }
       }

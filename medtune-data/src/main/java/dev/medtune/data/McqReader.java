@@ -269,27 +269,24 @@ public final class McqReader {
     return new McqSet(questions, rejected);
   }
 
-  /**
-   * How {@code cop} counts, by prepare's rule: the first 0 or 4 seen decides; without one, parquet
-   * (the hub's form) is 0-based and other forms cannot be told.
-   */
+  /** How {@code cop} counts, by prepare's rule ({@link CopBase}). */
   private static int copBase(Path file, List<MedMcqaRow> rows) {
     int undecided = 0;
     for (MedMcqaRow r : rows) {
       Integer cop = integer(r.cop());
-      if (cop != null && (cop == 0 || cop == 4)) {
-        return cop == 0 ? 0 : 1;
+      Integer base = CopBase.decidedBy(cop);
+      if (base != null) {
+        return base;
       }
       if (cop != null && cop > 0) {
         undecided++;
       }
     }
-    if (InputFormat.of(file) == InputFormat.PARQUET || undecided == 0) {
+    Integer byForm = CopBase.byForm(file);
+    if (byForm != null || undecided == 0) {
       return 0;
     }
-    throw new IllegalArgumentException(file + ": cannot tell whether cop counts from 0 (the hub's"
-        + " files) or from 1 (the official JSON release): only values 1-3 in " + undecided
-        + " rows; pass --cop-base 0 or --cop-base 1");
+    throw new IllegalArgumentException(CopBase.undecidable(file, undecided));
   }
 
   private static String problem(MedMcqaRow r, int base) {

@@ -158,8 +158,8 @@ public final class Prepare {
         return;
       }
       Integer cop = integer(r.cop());
-      if (cop != null && copBase == null && (cop == 0 || cop == 4)) {
-        copBase = cop == 0 ? 0 : 1;
+      if (copBase == null && CopBase.decidedBy(cop) != null) {
+        copBase = CopBase.decidedBy(cop);
         copBaseFrom = "value " + cop + " seen at row " + r.row();
       }
       // stage 2: choice type
@@ -194,14 +194,11 @@ public final class Prepare {
       f.put("format", InputFormat.of(file).name().toLowerCase(Locale.ROOT));
       f.put("records", fileRecords);
       if (!pending.isEmpty() && copBase == null) {
-        if (InputFormat.of(file) == InputFormat.PARQUET) {
-          copBase = 0;
-          copBaseFrom = "no 0 or 4 seen; parquet is the hub's form, which is 0-based";
-        } else {
-          throw new PrepareException(file + ": cannot tell whether cop counts from 0 (the hub's"
-              + " files) or from 1 (the official JSON release): only values 1-3 in "
-              + pending.size() + " rows; pass --cop-base 0 or --cop-base 1");
+        copBase = CopBase.byForm(file);
+        if (copBase == null) {
+          throw new PrepareException(CopBase.undecidable(file, pending.size()));
         }
+        copBaseFrom = "no 0 or 4 seen; parquet is the hub's form, which is 0-based";
       }
       flushPending();
       if (copBase != null) {

@@ -18,4 +18,19 @@ public interface DownloadProgress {
   default void note(String message) {}
 
   DownloadProgress NONE = new DownloadProgress() {};
+
+  /** A byte count as people read it, in binary units: "512 B", "1.0 KB", "2.4 GB". */
+  static String human(long bytes) {
+    if (bytes < 1024) {
+      return bytes + " B";
+    }
+    String[] units = {"KB", "MB", "GB", "TB"};
+    double v = bytes;
+    int u = -1;
+    while (v >= 1024 && u < units.length - 1) {
+      v /= 1024;
+      u++;
+    }
+    return String.format(java.util.Locale.ROOT, "%.1f %s", v, units[u]);
+  }
 }

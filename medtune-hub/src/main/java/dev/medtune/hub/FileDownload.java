@@ -332,7 +332,7 @@ final class FileDownload {
     long free = Files.getFileStore(part.getParent()).getUsableSpace();
     if (free < need) {
       throw new HubException(HubException.Kind.DISK_FULL, "not enough disk space for " + file + ": it needs "
-          + human(need) + " more and " + part.getParent() + " has " + human(free) + " free (set HF_HUB_CACHE to another disk)");
+          + DownloadProgress.human(need) + " more and " + part.getParent() + " has " + DownloadProgress.human(free) + " free (set HF_HUB_CACHE to another disk)");
     }
   }
 
@@ -349,19 +349,5 @@ final class FileDownload {
   private static HubException diskFull(Path part, String file, IOException e) {
     return new HubException(HubException.Kind.DISK_FULL, "disk full while writing " + file + " to " + part
         + "; free some space or set HF_HUB_CACHE to another disk, then run again to resume", e);
-  }
-
-  static String human(long bytes) {
-    if (bytes < 1024) {
-      return bytes + " B";
-    }
-    String[] units = {"KB", "MB", "GB", "TB"};
-    double v = bytes;
-    int u = -1;
-    while (v >= 1024 && u < units.length - 1) {
-      v /= 1024;
-      u++;
-    }
-    return String.format(java.util.Locale.ROOT, "%.1f %s", v, units[u]);
   }
 }
