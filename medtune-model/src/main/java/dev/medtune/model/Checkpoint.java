@@ -102,6 +102,17 @@ public final class Checkpoint implements AutoCloseable {
     return t;
   }
 
+  /** {@link #tensor(String)}, checked to have the shape {@code config.json} implies. */
+  public TensorInfo tensor(String hfName, long... expectedShape) {
+    TensorInfo info = tensor(hfName);
+    if (!java.util.Arrays.equals(info.shape(), expectedShape)) {
+      throw new ModelFormatException(dir + ": tensor " + hfName + " has shape "
+          + java.util.Arrays.toString(info.shape()) + ", config.json implies "
+          + java.util.Arrays.toString(expectedShape));
+    }
+    return info;
+  }
+
   public boolean has(String hfName) {
     return tensors.containsKey(hfName);
   }

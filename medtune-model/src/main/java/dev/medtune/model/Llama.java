@@ -2,8 +2,6 @@ package dev.medtune.model;
 
 import dev.medtune.model.backend.Backend;
 import dev.medtune.model.backend.Tensor;
-import dev.medtune.model.safetensors.TensorInfo;
-import java.util.Arrays;
 
 /**
  * The Llama 3.x decoder (Touvron et al. 2023; Grattafiori et al. 2024, arXiv:2407.21783) written
@@ -116,12 +114,7 @@ public final class Llama {
   }
 
   private Tensor weight(Checkpoint checkpoint, String name, long... shape) {
-    TensorInfo info = checkpoint.tensor(name);
-    if (!Arrays.equals(info.shape(), shape)) {
-      throw new ModelFormatException(checkpoint.dir() + ": tensor " + name + " has shape "
-          + Arrays.toString(info.shape()) + ", config.json implies " + Arrays.toString(shape));
-    }
-    return backend.weight(info);
+    return backend.weight(checkpoint.tensor(name, shape));
   }
 
   public LlamaConfig config() {

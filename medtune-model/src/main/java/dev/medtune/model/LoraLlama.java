@@ -5,10 +5,8 @@ import dev.medtune.model.backend.Tensor;
 import dev.medtune.model.lora.LoraAdapter;
 import dev.medtune.model.lora.LoraConfig;
 import dev.medtune.model.lora.LoraTarget;
-import dev.medtune.model.safetensors.TensorInfo;
 import dev.medtune.model.train.MicroBatch;
 import dev.medtune.model.train.TokenizedExample;
-import java.util.Arrays;
 
 /**
  * Llama with LoRA adapters, forward and backward, for supervised fine-tuning (llm.c's shape: one
@@ -269,12 +267,7 @@ public final class LoraLlama {
   }
 
   private Tensor weight(Checkpoint checkpoint, String name, long... shape) {
-    TensorInfo info = checkpoint.tensor(name);
-    if (!Arrays.equals(info.shape(), shape)) {
-      throw new ModelFormatException(checkpoint.dir() + ": tensor " + name + " has shape "
-          + Arrays.toString(info.shape()) + ", config.json implies " + Arrays.toString(shape));
-    }
-    return backend.weight(info);
+    return backend.weight(checkpoint.tensor(name, shape));
   }
 
   public LlamaConfig config() {
