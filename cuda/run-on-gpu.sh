@@ -4,7 +4,10 @@
 # greedy continuations against transformers), prints the table of checks, then the decode
 # benchmark (llama-3.2-1b shape, bf16). Logs go to $OUT. Prepared here by cuda/prepare-device.sh;
 # the device call carries .device/cuda and .device/jre.tgz and runs:
-#   bash .device/cuda/run-on-gpu.sh [tests|bench|train|all]  (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b")
+#   bash .device/cuda/run-on-gpu.sh [tests|bench|train|attention|all]  (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b")
+# attention: attention forward + backward alone on the 8B training shape (4 x 2048 rows, 32/8
+# heads of 128), the flash-attention and the tiled kernels in the same run (CudaAttentionBench,
+# under a minute), appending to $OUT/attention-bench.md.
 # train: the LoRA training benchmark on the llama-3.1-8b shape at 2048 tokens - PEFT's baseline
 # (peft_baseline.py, checkpointing batch 4 and none batch 2) and medtune's step (CudaTrainBench,
 # checkpointing, batch 4) in the same call; TRAIN_LAYERS (default 32) takes fewer layers.
@@ -51,6 +54,10 @@ if [[ $what == all || $what == bench ]]; then
       || status=1
     rm -rf "/tmp/medtune-$shape"
   done
+fi
+if [[ $what == attention ]]; then
+  java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaAttentionBench "$out/attention-bench.md" "$commit" 2>&1 \
+    | tee "$out/attention-bench.log" || status=1
 fi
 if [[ $what == train ]]; then
   echo "== PEFT baseline"

@@ -352,8 +352,8 @@ final class CpuBackend implements Backend {
   }
 
   @Override
-  public void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor q,
-      Tensor kCache, Tensor vCache, Tensor att, int[] slots, int[] positions,
+  public void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor out,
+      Tensor q, Tensor kCache, Tensor vCache, Tensor att, int[] slots, int[] positions,
       int rows, int heads, int kvHeads, int headDim, int maxLength) {
     float[] dqs = ((CpuTensor) dq).floats();
     int dqOff = (int) ((CpuTensor) dq).offset;

@@ -242,14 +242,14 @@ class CpuBackwardTest {
     cpu.copyToHost(kCache, 0, kc, kc.length);
     cpu.copyToHost(vCache, 0, vc, vc.length);
     Tensor qt = buffer(q, rows, heads * hd);
-    Tensor att = cpu.allocate(rows, heads, maxLen);
-    cpu.attentionForward(cpu.allocate(rows, heads * hd), att, qt, kCache, vCache, slots, pos, rows,
-        heads, kvHeads, hd, maxLen);
+    Tensor att = cpu.allocate(cpu.attentionStateFloats(rows, heads, hd, maxLen));
+    Tensor out = cpu.allocate(rows, heads * hd);
+    cpu.attentionForward(out, att, qt, kCache, vCache, slots, pos, rows, heads, kvHeads, hd, maxLen);
     float[] r = randoms(rows * heads * hd);
     Tensor dq = cpu.allocate(rows, heads * hd);
     Tensor dk = cpu.allocate(slotCount, maxLen, kvDim);
     Tensor dv = cpu.allocate(slotCount, maxLen, kvDim);
-    cpu.attentionBackward(dq, dk, dv, buffer(r, rows, heads * hd), qt, kCache, vCache, att, slots, pos,
+    cpu.attentionBackward(dq, dk, dv, buffer(r, rows, heads * hd), out, qt, kCache, vCache, att, slots, pos,
         rows, heads, kvHeads, hd, maxLen);
     double[] qd = toDouble(q), kd = toDouble(kc), vd = toDouble(vc);
     assertClose(finiteDifferences(qd, x -> dot(attention(x, kd, vd, slots, pos, rows, heads, kvHeads, hd, maxLen), r)),

@@ -33,12 +33,14 @@ import java.util.Map;
  */
 final class CudaBackend implements Backend {
 
-  private static final String[] KERNELS = {
+  static final String[] KERNELS = {
       "cast_to_16", "cast_to_f32", "embedding_forward", "rmsnorm_forward", "rope_forward",
       "kv_store_forward", "attention_forward", "swiglu_forward", "add_forward", "softmax_forward",
       "rmsnorm_backward", "rope_backward", "kv_store_backward", "attention_backward_dq",
       "attention_backward_dkv", "swiglu_backward", "cross_entropy_forward", "dropout_forward",
-      "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled"};
+      "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled",
+      "flash_attention_forward_64", "flash_attention_forward_128", "flash_attention_d", "flash_attention_dq_64",
+      "flash_attention_dq_128", "flash_attention_dkv_64", "flash_attention_dkv_128"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
   private static final int TQ = 16;
@@ -46,6 +48,10 @@ final class CudaBackend implements Backend {
   private static final int ELEMENTWISE_BLOCK = 256;
   private static final int ATTENTION_BLOCK = 128;
   private static final int INT_STAGES = 8;
+  // flash_attention.cu: tiles of 64 rows, head dims up to 128 (variants 64 and 128), 4 warps
+  private static final int FLASH_MAX_HEAD_DIM = 128;
+  private static final int FLASH_THREADS = 128;
+  private static final float LOG2E = (float) (1 / Math.log(2));
 
   private final Driver driver;
   private final int device;
@@ -57,10 +63,12 @@ final class CudaBackend implements Backend {
   private final String description;
   private final int multiprocessors;
   private final boolean syncEveryOp;
+  private final boolean tensorCores;      // compute capability 8.0 or later: bf16 mma.sync
+  private boolean flashAttention;         // MEDTUNE_CUDA_ATTENTION: flash (default) or tiled
 
   private final Arena arena = Arena.ofShared();
-  private final MemorySegment paramValues = arena.allocate(8L * 16, 8);
-  private final MemorySegment paramPointers = arena.allocate(ADDRESS, 16);
+  private final MemorySegment paramValues = arena.allocate(8L * 24, 8);
+  private final MemorySegment paramPointers = arena.allocate(ADDRESS, 24);
   private final List<Long> allocations = new ArrayList<>();
   private final IntStage[] intStages = new IntStage[INT_STAGES];
   private long useClock;
@@ -115,6 +123,21 @@ final class CudaBackend implements Backend {
       intStages[i] = new IntStage();
     }
     this.syncEveryOp = "1".equals(System.getenv("MEDTUNE_CUDA_SYNC"));
+    this.tensorCores = major >= 8;
+    String attention = System.getenv("MEDTUNE_CUDA_ATTENTION");
+    if (attention != null && !attention.isEmpty() && !attention.equals("flash") && !attention.equals("tiled")) {
+      throw new CudaException("MEDTUNE_CUDA_ATTENTION=" + attention + ": expected flash or tiled");
+    }
+    this.flashAttention = !"tiled".equals(attention);
+    if (tensorCores) {
+      // the backward kernels hold four 64-row tiles: 69 KiB at head dim 128, past the default 48 KiB
+      for (int hd : new int[] {64, 128}) {
+        for (String k : new String[] {"flash_attention_dq_", "flash_attention_dkv_"}) {
+          driver.funcSetAttribute(k + hd, functions.get(k + hd), Driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+              flashSharedBytes(hd, true));
+        }
+      }
+    }
     int driverVersion = driver.driverVersion();
     this.description = String.format("cuda (%s, %s, %d SMs, %.1f GiB, driver %d.%d, cuBLASLt %s, kernels %s)",
         driver.deviceName(device), cubin.arch(), multiprocessors, driver.totalMemory(device) / (double) (1L << 30),
@@ -538,6 +561,72 @@ final class CudaBackend implements Backend {
         s, p, kvDim, maxLength);
   }
 
+  // ---------------------------------------------------------------- attention
+
+  /**
+   * Whether attention of this head dim runs the flash-attention kernels (flash_attention.cu;
+   * state: one log-sum-exp per row and head) rather than the tiled/per-row kernels (state: the
+   * probabilities): head dims up to 128 on compute capability 8.0+, unless
+   * {@code MEDTUNE_CUDA_ATTENTION=tiled} or {@link #flashAttention(boolean)} turned them off.
+   */
+  boolean flashAttentionFor(int headDim) {
+    return flashAttention && tensorCores && headDim > 0 && headDim <= FLASH_MAX_HEAD_DIM;
+  }
+
+  /**
+   * Picks the attention kernels for head dims up to 128 (tests and benchmarks compare both in one
+   * run); the {@code att} buffers must be allocated after, with {@link #attentionStateFloats}.
+   */
+  void flashAttention(boolean on) {
+    flashAttention = on;
+  }
+
+  /** Whether the flash-attention kernels are on (they still need head dim <= 128 and sm_80+). */
+  boolean flashAttention() {
+    return flashAttention;
+  }
+
+  @Override
+  public long attentionStateFloats(int rows, int heads, int headDim, int maxLength) {
+    return flashAttentionFor(headDim) ? (long) rows * heads : (long) rows * heads * maxLength;
+  }
+
+  private static int flashVariant(int headDim) {
+    return headDim <= 64 ? 64 : 128;
+  }
+
+  /** Dynamic shared memory of a flash kernel: 2 bf16 tiles of 64 x (hd + 8) (forward) or 4 (backward). */
+  private static int flashSharedBytes(int variant, boolean backward) {
+    int tile = 64 * (variant + 8) * 2;
+    return backward ? 4 * tile + 2 * 64 * 4 : 2 * tile;
+  }
+
+  /** 1 when every row the flash kernels read can be read as float4 (16-byte aligned, whole head). */
+  private static int flashVector(int headDim, CudaTensor... tensors) {
+    if (headDim != flashVariant(headDim)) {
+      return 0;
+    }
+    for (CudaTensor t : tensors) {
+      if (t.address() % 16 != 0) {
+        return 0;
+      }
+    }
+    return 1;
+  }
+
+  private long flashScratch;       // device: the backward's D, or the decode kernel's probabilities
+  private long flashScratchBytes;
+
+  private long flashScratch(long bytes) {
+    if (flashScratchBytes < bytes) {
+      driver.streamSynchronize(stream, null);
+      deviceFree(flashScratch);
+      flashScratchBytes = Math.max(bytes, 1L << 16);
+      flashScratch = deviceAlloc(flashScratchBytes);
+    }
+    return flashScratch;
+  }
+
   @Override
   public void attentionForward(Tensor out, Tensor att, Tensor q, Tensor kCache, Tensor vCache,
       int[] slots, int[] positions, int rows, int heads, int kvHeads, int headDim, int maxLength) {
@@ -553,21 +642,36 @@ final class CudaBackend implements Backend {
     CudaTensor vc = f32(vCache, "attentionForward", "vCache");
     checkRange(o, 0, (long) rows * heads * headDim, "attentionForward out");
     checkRange(qt, 0, (long) rows * heads * headDim, "attentionForward q");
-    checkRange(p, 0, (long) rows * heads * maxLength, "attentionForward att");
+    boolean flash = flashAttentionFor(headDim);
+    checkRange(p, 0, attentionStateFloats(rows, heads, headDim, maxLength),
+        flash ? "attentionForward att (log-sum-exp, flash attention)" : "attentionForward att (probabilities)");
     long slotCount = kc.size() / ((long) maxLength * kvHeads * headDim);
     checkRange(vc, 0, kc.size(), "attentionForward vCache");
     checkSlots("attention", slots, positions, rows, slotCount, maxLength);
+    float scale = (float) (1.0 / Math.sqrt(headDim));
+    if (flash && rows > 1) {
+      FlashItems items = FlashItems.of(slots, positions, rows);
+      long it = ints(items.items(), items.items().length, "attentionForward");
+      int variant = flashVariant(headDim);
+      launch2("flash_attention_forward_" + variant, items.count(), heads, FLASH_THREADS, flashSharedBytes(variant, false),
+          o.address(), p.address(), qt.address(), kc.address(), vc.address(), it, heads, kvHeads, headDim, maxLength,
+          scale * LOG2E, flashVector(headDim, o, qt, kc, vc));
+      return;
+    }
     long s = ints(slots, rows, "attentionForward");
     long pos = ints(positions, rows, "attentionForward");
-    float scale = (float) (1.0 / Math.sqrt(headDim));
-    if (headDim <= TILED_MAX_HEAD_DIM && rows > 1) {
+    if (!flash && headDim <= TILED_MAX_HEAD_DIM && rows > 1) {
       // query tiles: K and V read once per TQ rows (decode, one row, keeps the per-row kernel)
       launch2("attention_rows_tiled", (rows + TQ - 1) / TQ, heads, 128, 0, o.address(), p.address(), 0L,
           qt.address(), kc.address(), vc.address(), s, pos, rows, heads, kvHeads, headDim, maxLength, scale, 1f, 0);
       return;
     }
+    // the per-row kernel (decode; head dims over 128); in the flash layout its probabilities go
+    // to scratch and it writes the log-sum-exp into att
+    long probabilities = flash ? flashScratch(4L * rows * heads * maxLength) : p.address();
+    long lse = flash ? p.address() : 0L;
     int shared = (headDim + 32) * 4;
-    launch("attention_forward", rows * heads, ATTENTION_BLOCK, shared, o.address(), p.address(), qt.address(),
+    launch("attention_forward", rows * heads, ATTENTION_BLOCK, shared, o.address(), probabilities, lse, qt.address(),
         kc.address(), vc.address(), s, pos, heads, kvHeads, headDim, maxLength, scale);
   }
 
@@ -664,11 +768,11 @@ final class CudaBackend implements Backend {
         s, p, kvDim, maxLength);
   }
 
-  private long dsScratch;       // device, ds of the attention backward, [rows, heads, maxLength]
+  private long dsScratch;       // device, ds of the tiled attention backward, [rows, heads, maxLength]
   private long dsScratchBytes;
 
   @Override
-  public void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor q,
+  public void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor out, Tensor q,
       Tensor kCache, Tensor vCache, Tensor att, int[] slots, int[] positions,
       int rows, int heads, int kvHeads, int headDim, int maxLength) {
     enter();
@@ -680,6 +784,7 @@ final class CudaBackend implements Backend {
     CudaTensor dkc = f32(dkCache, "attentionBackward", "dkCache");
     CudaTensor dvc = f32(dvCache, "attentionBackward", "dvCache");
     CudaTensor dot = f32(dout, "attentionBackward", "dout");
+    CudaTensor ot = f32(out, "attentionBackward", "out");
     CudaTensor qt = f32(q, "attentionBackward", "q");
     CudaTensor kc = f32(kCache, "attentionBackward", "kCache");
     CudaTensor vc = f32(vCache, "attentionBackward", "vCache");
@@ -687,14 +792,35 @@ final class CudaBackend implements Backend {
     long qn = (long) rows * heads * headDim;
     checkRange(dqt, 0, qn, "attentionBackward dq");
     checkRange(dot, 0, qn, "attentionBackward dout");
+    checkRange(ot, 0, qn, "attentionBackward out");
     checkRange(qt, 0, qn, "attentionBackward q");
-    checkRange(p, 0, (long) rows * heads * maxLength, "attentionBackward att");
+    boolean flash = flashAttentionFor(headDim);
+    checkRange(p, 0, attentionStateFloats(rows, heads, headDim, maxLength),
+        flash ? "attentionBackward att (log-sum-exp, flash attention)" : "attentionBackward att (probabilities)");
     long kvDim = (long) kvHeads * headDim;
     long slotCount = kc.size() / (maxLength * kvDim);
     checkRange(vc, 0, slotCount * maxLength * kvDim, "attentionBackward vCache");
     checkRange(dkc, 0, slotCount * maxLength * kvDim, "attentionBackward dkCache");
     checkRange(dvc, 0, slotCount * maxLength * kvDim, "attentionBackward dvCache");
     checkSlots("attention", slots, positions, rows, slotCount, maxLength);
+    float scale = (float) (1.0 / Math.sqrt(headDim));
+    if (flash) {
+      FlashItems items = FlashItems.of(slots, positions, rows);
+      long it = ints(items.items(), items.items().length, "attentionBackward");
+      long ranges = ints(items.slotItems(), items.slotItems().length, "attentionBackward");
+      long d = flashScratch(4L * rows * heads);
+      int variant = flashVariant(headDim);
+      int vec = flashVector(headDim, dqt, dot, qt, kc, vc, dkc, dvc);
+      int shared = flashSharedBytes(variant, true);
+      launch("flash_attention_d", (rows * heads + 3) / 4, 128, 0, d, dot.address(), ot.address(), rows * heads, headDim);
+      launch2("flash_attention_dkv_" + variant, items.slots() * kvHeads, (items.lastPosition() + 64) / 64,
+          FLASH_THREADS, shared, dkc.address(), dvc.address(), qt.address(), kc.address(), vc.address(), dot.address(),
+          p.address(), d, it, ranges, heads, kvHeads, headDim, maxLength, scale * LOG2E, scale, vec);
+      launch2("flash_attention_dq_" + variant, items.count(), heads, FLASH_THREADS, shared, dqt.address(),
+          qt.address(), kc.address(), vc.address(), dot.address(), p.address(), d, it, heads, kvHeads, headDim,
+          maxLength, scale * LOG2E, scale, vec);
+      return;
+    }
     int usedSlots = 0;
     for (int t = 0; t < rows; t++) {
       usedSlots = Math.max(usedSlots, slots[t] + 1);
@@ -722,7 +848,6 @@ final class CudaBackend implements Backend {
     long s = ints(slots, rows, "attentionBackward");
     long pos = ints(positions, rows, "attentionBackward");
     long ranges = ints(range, range.length, "attentionBackward");
-    float scale = (float) (1.0 / Math.sqrt(headDim));
     if (headDim <= TILED_MAX_HEAD_DIM) {
       launch2("attention_rows_tiled", (rows + TQ - 1) / TQ, heads, 128, 0, dqt.address(), dsScratch, p.address(),
           dot.address(), vc.address(), kc.address(), s, pos, rows, heads, kvHeads, headDim, maxLength, 1f, scale, 1);

@@ -23,6 +23,7 @@ final class Driver {
   static final int CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH = 37;
   static final int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
   static final int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
+  static final int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
   static final int CU_STREAM_NON_BLOCKING = 1;
   static final int CU_EVENT_DISABLE_TIMING = 2;
 
@@ -58,6 +59,7 @@ final class Driver {
   private final MethodHandle cuModuleUnload;
   private final MethodHandle cuModuleGetFunction;
   private final MethodHandle cuLaunchKernel;
+  private final MethodHandle cuFuncSetAttribute;
   private final MethodHandle cuEventCreate;
   private final MethodHandle cuEventRecord;
   private final MethodHandle cuEventSynchronize;
@@ -100,6 +102,7 @@ final class Driver {
     cuModuleGetFunction = lib.function("cuModuleGetFunction", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
     cuLaunchKernel = lib.function("cuLaunchKernel", FunctionDescriptor.of(JAVA_INT, ADDRESS,
         JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+    cuFuncSetAttribute = lib.function("cuFuncSetAttribute", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT));
     cuEventCreate = lib.function("cuEventCreate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
     cuEventRecord = lib.function("cuEventRecord", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
     cuEventSynchronize = lib.function("cuEventSynchronize", iA);
@@ -426,6 +429,16 @@ final class Driver {
       return v.get(ADDRESS, 0);
     } catch (Throwable t) {
       throw wrap("cuModuleGetFunction", t);
+    }
+  }
+
+  /** {@code cuFuncSetAttribute}, e.g. the dynamic shared memory a kernel may use past the default 48 KiB. */
+  void funcSetAttribute(String kernel, MemorySegment function, int attribute, int value) {
+    try {
+      check("cuFuncSetAttribute(" + kernel + ", " + attribute + ", " + value + ")",
+          (int) cuFuncSetAttribute.invokeExact(function, attribute, value));
+    } catch (Throwable t) {
+      throw wrap("cuFuncSetAttribute(" + kernel + ")", t);
     }
   }
 

@@ -32,7 +32,7 @@ final class Nvrtc {
   /** The kernel files, concatenated in this order into one program (common.cuh first). */
   static final List<String> SOURCES = List.of(
       "common.cuh", "cast.cu", "embedding.cu", "rmsnorm.cu", "rope.cu", "attention.cu",
-      "swiglu.cu", "add.cu", "softmax.cu", "attention_backward.cu", "attention_tiled.cu", "cross_entropy.cu",
+      "swiglu.cu", "add.cu", "softmax.cu", "attention_backward.cu", "attention_tiled.cu", "flash_attention.cu", "cross_entropy.cu",
       "optimizer.cu");
 
   private Nvrtc() {}

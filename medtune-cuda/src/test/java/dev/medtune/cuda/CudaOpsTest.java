@@ -333,6 +333,18 @@ class CudaOpsTest {
 
   @Test
   void kvStoreAndAttentionAgainstTheCache() {
+    // the tiled and per-row kernels, which save the probabilities (CudaFlashAttentionTest checks
+    // the flash-attention kernels)
+    boolean flash = cuda.flashAttention();
+    cuda.flashAttention(false);
+    try {
+      kvStoreAndTiledAttention();
+    } finally {
+      cuda.flashAttention(flash);
+    }
+  }
+
+  private void kvStoreAndTiledAttention() {
     // {rows, heads, kvHeads, headDim, slots, maxLength}
     int[][] shapes = {{10, 6, 2, 16, 3, 48}, {4, 32, 8, 64, 2, 300}, {6, 4, 4, 32, 1, 20}, {3, 8, 1, 128, 2, 130}};
     for (int[] s : shapes) {

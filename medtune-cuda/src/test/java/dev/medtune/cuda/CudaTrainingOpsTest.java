@@ -174,6 +174,18 @@ class CudaTrainingOpsTest {
 
   @Test
   void kvStoreAndAttentionBackward() {
+    // the tiled and per-row kernels, from the probabilities (CudaFlashAttentionTest checks the
+    // flash-attention kernels)
+    boolean flash = cuda.flashAttention();
+    cuda.flashAttention(false);
+    try {
+      kvStoreAndTiledAttentionBackward();
+    } finally {
+      cuda.flashAttention(flash);
+    }
+  }
+
+  private void kvStoreAndTiledAttentionBackward() {
     // {rows, heads, kvHeads, headDim, slots, maxLength}
     int[][] shapes = {{10, 6, 2, 16, 3, 48}, {4, 32, 8, 64, 2, 300}, {6, 4, 4, 32, 1, 20}, {3, 8, 1, 128, 2, 130},
         {200, 8, 2, 64, 2, 100}, {40, 4, 2, 256, 2, 30}, {300, 8, 8, 128, 1, 300}};
@@ -224,9 +236,9 @@ class CudaTrainingOpsTest {
       float[] dv0 = randoms(cache, 1);
       Pair dkc = pair(dk0, slots, maxLength, kvDim);
       Pair dvc = pair(dv0, slots, maxLength, kvDim);
-      cpu.attentionBackward(dq.cpu, dkc.cpu, dvc.cpu, dout.cpu, q.cpu, kc.cpu, vc.cpu, att.cpu, sl, pos, rows, heads,
+      cpu.attentionBackward(dq.cpu, dkc.cpu, dvc.cpu, dout.cpu, out.cpu, q.cpu, kc.cpu, vc.cpu, att.cpu, sl, pos, rows, heads,
           kvHeads, headDim, maxLength);
-      cuda.attentionBackward(dq.gpu, dkc.gpu, dvc.gpu, dout.gpu, q.gpu, kc.gpu, vc.gpu, att.gpu, sl, pos, rows, heads,
+      cuda.attentionBackward(dq.gpu, dkc.gpu, dvc.gpu, dout.gpu, outG.gpu, q.gpu, kc.gpu, vc.gpu, att.gpu, sl, pos, rows, heads,
           kvHeads, headDim, maxLength);
       compare("attentionBackward dq", what, read(cpu, dq.cpu), read(cuda, dq.gpu), 0, 1e-5, 1e-4);
       compare("attentionBackward dK", what + " (+=)", read(cpu, dkc.cpu), read(cuda, dkc.gpu), 0, 1e-5, 1e-4);

@@ -39,7 +39,7 @@ public final class Llama {
   private final Tensor k;
   private final Tensor v;
   private final Tensor attnOut; // attention output before o_proj
-  private final Tensor att;     // attention probabilities [maxRows, heads, maxLength]
+  private final Tensor att;     // the attention's saved state (Backend.attentionStateFloats)
   private final Tensor proj;    // o_proj / down_proj output
   private final Tensor gate;
   private final Tensor up;
@@ -101,7 +101,7 @@ public final class Llama {
     k = backend.allocate(maxRows, c.kvDim());
     v = backend.allocate(maxRows, c.kvDim());
     attnOut = backend.allocate(maxRows, qDim);
-    att = backend.allocate(maxRows, c.numHeads(), maxLength);
+    att = backend.allocate(backend.attentionStateFloats(maxRows, c.numHeads(), c.headDim(), maxLength));
     proj = backend.allocate(maxRows, h);
     gate = backend.allocate(maxRows, c.intermediateSize());
     up = backend.allocate(maxRows, c.intermediateSize());

@@ -106,7 +106,7 @@ public final class LoraLlama {
       q = b.allocate(tokens, qDim);
       kCache = b.allocate(cacheCapacity);
       vCache = b.allocate(cacheCapacity);
-      att = b.allocate(tokens, c.numHeads(), maxLength);
+      att = b.allocate(b.attentionStateFloats(tokens, c.numHeads(), c.headDim(), maxLength));
       attnOut = b.allocate(tokens, qDim);
       xMid = b.allocate(tokens, hs);
       xn2 = b.allocate(tokens, hs);
@@ -656,7 +656,9 @@ public final class LoraLlama {
     linearBackward(l, LoraTarget.O_PROJ, dAttnOut, 0f, dx, a.attnOut, a);
     backend.zero(dkc, dkc.size());
     backend.zero(dvc, dvc.size());
-    backend.attentionBackward(dq, dkc, dvc, dAttnOut, a.q, kc, vc, a.att, slots, positions, rows,
+    // a.attnOut still holds this layer's attention output: written by layerForward(l) (run again
+    // just before with checkpointing), read since only as the o_proj input
+    backend.attentionBackward(dq, dkc, dvc, dAttnOut, a.attnOut, a.q, kc, vc, a.att, slots, positions, rows,
         heads, kvHeads, hd, length);
     backend.kvStoreBackward(dk, dv, dkc, dvc, slots, positions, rows, kvDim, length);
     backend.ropeBackward(dq, ropeTable, positions, rows, heads, hd);

@@ -6,7 +6,9 @@
 //   p_j = softmax_j(q[t,h,:] . kCache[s,j,g,:] / sqrt(headDim))  for j <= positions[t]
 //   out[t,h,:] = sum_j p_j vCache[s,j,g,:]
 // The probabilities are written to att[t, h, :maxLength] (saved for the backward); entries past
-// positions[t] are left as they were. One block per (token, head): threads take keys j, then
+// positions[t] are left as they were. With lse (not null: the flash-attention layout, where att is
+// only this kernel's scratch), lse[t, h] = log sum_j exp(scores) is written too, the state
+// flash_attention.cu's backward reads. One block per (token, head): threads take keys j, then
 // output dimensions d. A straightforward kernel that reads the cache once per query head; the
 // flash-attention kernel of issue 5 (no T x T scores in memory) replaces it for long sequences.
 
@@ -22,7 +24,7 @@ extern "C" __global__ void kv_store_forward(float* kCache, float* vCache, const 
   }
 }
 
-extern "C" __global__ void attention_forward(float* out, float* att, const float* q,
+extern "C" __global__ void attention_forward(float* out, float* att, float* lse, const float* q,
                                              const float* kCache, const float* vCache,
                                              const int* slots, const int* positions, int heads,
                                              int kvHeads, int headDim, int maxLength, float scale) {
@@ -65,6 +67,9 @@ extern "C" __global__ void attention_forward(float* out, float* att, const float
   float inv = 1.0f / sum;
   for (int j = threadIdx.x; j <= last; j += blockDim.x) {
     p[j] *= inv;
+  }
+  if (lse != 0 && threadIdx.x == 0) {
+    lse[th] = mx + logf(sum);
   }
   __syncthreads();  // every p[j] written above is read by all threads below
   float* o = out + (long long) th * headDim;

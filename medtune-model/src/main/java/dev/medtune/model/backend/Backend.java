@@ -136,29 +136,45 @@ public interface Backend extends AutoCloseable {
       int[] slots, int[] positions, int rows, int kvDim, int maxLength);
 
   /**
+   * The number of floats of the state {@link #attentionForward} saves in {@code att} for
+   * {@link #attentionBackward}, for {@code rows} query rows of {@code heads} heads of
+   * {@code headDim} against caches of {@code maxLength} positions; callers allocate {@code att}
+   * with this many floats (once, at the largest sizes they will use). The CPU backend saves the
+   * probabilities ({@code rows * heads * maxLength}); the CUDA backend's flash-attention kernels
+   * save one log-sum-exp per (row, head) ({@code rows * heads}), its fallback kernels the
+   * probabilities. {@code headDim} is a parameter because a backend may pick its kernels by it.
+   */
+  default long attentionStateFloats(int rows, int heads, int headDim, int maxLength) {
+    return (long) rows * heads * maxLength;
+  }
+
+  /**
    * Causal grouped-query attention (Vaswani et al. 2017; GQA: Ainslie et al. 2023,
    * arXiv:2305.13245) of {@code rows} query tokens against the KV cache: for query head
    * {@code h} of token {@code t}, with KV head {@code g = h / (heads / kvHeads)},
    * {@code p_j = softmax_j(q[t,h,:] . kCache[s,j,g,:] / sqrt(headDim))} for
    * {@code j <= positions[t]}, {@code s = slots[t]}, and
-   * {@code out[t,h,:] = sum_j p_j vCache[s,j,g,:]}. The probabilities are saved in
-   * {@code att} ({@code [rows, heads, maxLength]}, float32) for the backward; entries past
-   * {@code positions[t]} are left as they were.
-   * Planned backward: {@code attentionBackward(dq, dkCache, dvCache, dout, q, kCache, vCache,
-   * att, slots, positions, rows, heads, kvHeads, headDim, maxLength)}.
+   * {@code out[t,h,:] = sum_j p_j vCache[s,j,g,:]}. {@code att} receives the backend-defined
+   * state the backward needs ({@link #attentionStateFloats} floats: the CPU backend's
+   * probabilities {@code [rows, heads, maxLength]}, entries past {@code positions[t]} left as they
+   * were; the CUDA backend's per-(row, head) log-sum-exp of the scaled scores).
+   * Backward: {@link #attentionBackward}.
    */
   void attentionForward(Tensor out, Tensor att, Tensor q, Tensor kCache, Tensor vCache,
       int[] slots, int[] positions, int rows, int heads, int kvHeads, int headDim, int maxLength);
 
   /**
-   * The backward of {@link #attentionForward} from its saved probabilities {@code att}: with
-   * {@code dp_j = dout[t,h,:] . v_j} and {@code ds_j = p_j (dp_j - sum_i p_i dp_i)},
+   * The backward of {@link #attentionForward}, from its output {@code out} and the state it
+   * saved in {@code att}: with {@code dp_j = dout[t,h,:] . v_j} and
+   * {@code ds_j = p_j (dp_j - sum_i p_i dp_i)} (where {@code sum_i p_i dp_i = dout[t,h,:] . out[t,h,:]},
+   * which is how FlashAttention-2, Dao 2023, arXiv:2307.08691, avoids the probabilities),
    * {@code dq[t,h,:] = sum_j ds_j k_j / sqrt(headDim)} (overwritten), and accumulated into the
    * caches' gradients {@code dkCache[s,j,g,:] += ds_j q[t,h,:] / sqrt(headDim)},
    * {@code dvCache[s,j,g,:] += p_j dout[t,h,:]} (the caller zeroes them first). Several sequences
    * (slots) in one batch, packed examples among them, never mix: each has its own slot.
+   * {@code out} and {@code att} must be those of the forward with the same inputs.
    */
-  void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor q,
+  void attentionBackward(Tensor dq, Tensor dkCache, Tensor dvCache, Tensor dout, Tensor out, Tensor q,
       Tensor kCache, Tensor vCache, Tensor att, int[] slots, int[] positions,
       int rows, int heads, int kvHeads, int headDim, int maxLength);
 
