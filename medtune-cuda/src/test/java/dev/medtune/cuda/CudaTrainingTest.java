@@ -46,6 +46,9 @@ import org.junit.jupiter.api.io.TempDir;
  *   <li>the same on the bf16 fixture: losses within 2e-2 relative (the GPU rounds each product's
  *       activation to bf16, the CPU does not: the same bound as the inference logits).</li>
  * </ul>
+ * The two float32 checks run their float32 products without TF32 (PEFT's fixture and the CPU are
+ * float32); the bf16 one runs as {@code medtune train} does, with TF32 for the float32 LoRA
+ * products where the GPU has it.
  * Each step's figures are printed as a table row. Skipped, with the reason, without a GPU.
  */
 class CudaTrainingTest {
@@ -81,8 +84,33 @@ class CudaTrainingTest {
     return Path.of(CudaTrainingTest.class.getResource(path).toURI());
   }
 
+  /**
+   * Float32 products without TF32 for the float32 fixtures' parity checks (PEFT's fixture was made
+   * in float32; TF32's 10-bit mantissa is checked op by op in CudaOpsTest); returns the setting to
+   * restore.
+   */
+  private static boolean exactFloat32Products() {
+    CudaBackend gpu = (CudaBackend) cuda;
+    boolean was = gpu.tf32();
+    gpu.tf32(false);
+    return was;
+  }
+
+  private static void restoreTf32(boolean was) {
+    ((CudaBackend) cuda).tf32(was);
+  }
+
   @Test
   void twentyAdamWStepsOnTheGpuFollowPeft() throws Exception {
+    boolean tf32 = exactFloat32Products();
+    try {
+      followPeft();
+    } finally {
+      restoreTf32(tf32);
+    }
+  }
+
+  private void followPeft() throws Exception {
     Path fx = resource("/peft-fixtures/base/config.json").getParent().getParent();
     Path train = fx.resolve("train");
     JsonNode t = JSON.readTree(Files.readString(train.resolve("train.json")));
@@ -133,7 +161,12 @@ class CudaTrainingTest {
 
   @Test
   void sftTrainerOnTheGpuFollowsTheCpuFloat32() throws Exception {
-    trainerParity("gqa-llama3-untied-f32", 1e-4, 1e-4, 1e-4);
+    boolean tf32 = exactFloat32Products();
+    try {
+      trainerParity("gqa-llama3-untied-f32", 1e-4, 1e-4, 1e-4);
+    } finally {
+      restoreTf32(tf32);
+    }
   }
 
   @Test
