@@ -68,7 +68,9 @@ prepare() {
     cp medtune-$m/target/medtune-$m-*.jar "$dest.tmp/lib/"
   done
   rm -f "$dest.tmp"/lib/*-tests.jar "$dest.tmp"/lib/*-sources.jar
-  tr ':' '\n' < medtune-cli/target/recipe-classpath.txt | grep '\.jar$' | grep -v '/medtune-' | grep -v duckdb \
+  # (the plugin's list also names the test scope's JUnit jars: left out, as DuckDB, which train does not load)
+  tr ':' '\n' < medtune-cli/target/recipe-classpath.txt | grep '\.jar$' \
+    | grep -v -e '/medtune-' -e duckdb -e junit -e opentest4j -e apiguardian \
     | while read -r jar; do cp "$jar" "$dest.tmp/lib/"; done
   # the tokenizers jar carries natives for five platforms (53 MB); the GPU machine is linux-x86_64
   local tj
@@ -89,7 +91,7 @@ EOF
   gzip -c "$tok/tokenizer.json" > "$dest.tmp/tokenizer/tokenizer.json.gz"
   cp "$tok/tokenizer_config.json" "$dest.tmp/tokenizer/"
   cp "$here/cuda-recipe.sh" "$dest.tmp/"
-  git rev-parse --short HEAD > "$dest.tmp/commit"
+  echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/RESULTS.md' || echo -dirty)" > "$dest.tmp/commit"
   rm -rf "$dest" && mv "$dest.tmp" "$dest"
   echo "prepared: $(wc -l < "$work/prepared/train.jsonl") training examples, $(wc -l < "$work/prepared/val.jsonl") held out"
   du -sh "$dest" "$dest"/* | sed 's/^/  /'
@@ -98,7 +100,8 @@ EOF
 seconds() { date +%s.%N; }
 
 run() {
-  local out work preset device t0 t1 status=0
+  local out work preset device t0 t1 status=0 start
+  start=$(seconds)
   out=${OUT:-/tmp/medtune-recipe-out}
   work=${RECIPE_WORK:-/tmp/medtune-recipe}
   preset=${RECIPE_PRESET:-llama-3.1-8b}
@@ -133,17 +136,21 @@ run() {
   t0=$(seconds)
   "${java[@]}" init-model --preset "$preset" --tokenizer "$work/tokenizer/tokenizer.json" --output "$work/model" \
     > "$out/init-model.log" 2>&1 || { cat "$out/init-model.log"; echo "cuda-recipe.sh: init-model failed" >&2; return 1; }
+  sync # on disk before train starts: its clock does not pay for this write-back
   t1=$(seconds)
   local init_s
   init_s=$(awk "BEGIN { print $t1 - $t0 }")
   tail -2 "$out/init-model.log"
   du -sh "$work/model"
-  sync
-  echo "init-model: $init_s s"
+  echo "init-model (with sync): $init_s s"
 
-  echo "== train --device $device ${extra[*]}"
+  # the device call gives 10 minutes: SIGTERM before that makes train finish its step, save a
+  # checkpoint and write the adapter (the line below then says how many steps ran)
+  local budget
+  budget=$(awk "BEGIN { b = ${RECIPE_BUDGET_S:-560} - ($(seconds) - $start); print (b < 60 ? 60 : int(b)) }")
+  echo "== train --device $device ${extra[*]} (stopped by SIGTERM after $budget s if still running)"
   t0=$(seconds)
-  "${java[@]}" train --model "$work/model" --data "$work/train.jsonl" --device "$device" --output "$work/run" \
+  timeout -s TERM "$budget" "${java[@]}" train --model "$work/model" --data "$work/train.jsonl" --device "$device" --output "$work/run" \
     "${extra[@]}" 2>&1 | tee "$out/train.log" | grep --line-buffered -v '^WARNING: Using incubator'
   status=${PIPESTATUS[0]}
   t1=$(seconds)
@@ -159,9 +166,10 @@ run() {
   cp "$work/run/training.json" "$work/run/metrics.jsonl" "$out/"
   ls -la "$work/run" "$work/run/adapter"
   python3 - "$out" "$machine" "$(cat "$here/commit")" "$preset" "$device" "$init_s" "$wall" "$adapter_s" \
-      "$(gunzip -c "$here/data/train.jsonl.gz" | wc -l)" "${extra[*]}" <<'EOF'
+      "$(gunzip -c "$here/data/train.jsonl.gz" | wc -l)" "${extra[*]}" \
+      "$(sed -n 's/.*"torch_dtype" *: *"\([a-z0-9]*\)".*/\1/p' "$work/model/config.json")" <<'EOF'
 import json, sys, datetime
-out, machine, commit, preset, device, init_s, wall, adapter_s, examples, extra = sys.argv[1:]
+out, machine, commit, preset, device, init_s, wall, adapter_s, examples, extra, dtype = sys.argv[1:]
 steps = [json.loads(l) for l in open(f"{out}/metrics.jsonl") if '"loss"' in l]
 tokens = sum(s["tokens"] for s in steps)
 step_seconds = sum(s["tokens"] / s["tokens_per_s"] for s in steps if s["tokens_per_s"] > 0)
@@ -171,8 +179,10 @@ def clock(s):
     s = float(s)
     return f"{int(s // 60)} min {s % 60:04.1f} s"
 line = (f"| {datetime.date.today()} | {machine} | {commit} | medtune `train --device {device}` with its defaults"
-        f"{' ' + extra if extra else ''}, {preset} shape (random bf16 weights, Llama 3.1 tokenizer), "
-        f"{int(examples):,} prepared examples | {len(steps)} steps, {tokens:,} tokens, loss {steps[0]['loss']:.3f} -> {steps[-1]['loss']:.3f} "
+        f"{' ' + extra if extra else ''}, {preset} shape (random {dtype} weights, "
+        f"Llama 3.1 tokenizer), {int(examples):,} prepared examples | {len(steps)} steps"
+        f"{' (stopped early by the time limit)' if res.get('stopped_early') else ''}, {tokens:,} tokens, "
+        f"loss {steps[0]['loss']:.3f} -> {steps[-1]['loss']:.3f} "
         f"| {clock(adapter_s)} from `train` start to adapter written ({clock(wall)} to exit; trainer {float(res.get('seconds_this_run', 0)):.1f} s) "
         f"| {tokens / step_seconds:,.0f} tokens/s over the steps (metrics.jsonl) | init-model {clock(init_s)} (not counted) "
         f"| original recipe: 3 min 42 s on a T4, unsloth, 4-bit (its figure, not re-run) |")

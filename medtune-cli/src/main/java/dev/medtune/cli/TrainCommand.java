@@ -242,6 +242,11 @@ final class TrainCommand implements Callable<Integer> {
         } catch (IllegalStateException e) {
           // Java2D cannot start once the JVM is shutting down (after a signal): the next run draws it
           err.println("train: loss.png not drawn during shutdown (" + e.getMessage() + "); --resume draws it");
+        } catch (NoClassDefFoundError e) {
+          // a runtime linked without java.desktop (the GPU machine's jlinked JRE): the adapter and
+          // metrics are written, only the picture is missing
+          err.println("train: loss.png not drawn: this Java runtime has no java.desktop module (" + e.getMessage()
+              + "); metrics.jsonl has every figure");
         }
         stop.finished(); // everything is written: a signalled JVM may exit now
         return new Outcome(r, adapterDir);
