@@ -152,8 +152,9 @@ final class TrainCommand implements Callable<Integer> {
           o.result().steps(), o.result().totalSteps());
       return 0;
     }
-    System.err.printf("train: %d steps, loss %.4f, adapter in %s, loss curve in %s%n", o.result().steps(),
-        o.result().lastLoss(), output.resolve("adapter"), output.resolve("loss.png"));
+    System.err.printf("train: %d steps, loss %.4f, adapter in %s%s%n", o.result().steps(),
+        o.result().lastLoss(), output.resolve("adapter"),
+        Files.isRegularFile(output.resolve("loss.png")) ? ", loss curve in " + output.resolve("loss.png") : "");
     return 0;
   }
 
