@@ -118,7 +118,16 @@ final class CublasLt implements AutoCloseable {
         abType == CUDA_R_32F && tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
     Plan plan = plans.get(key);
     if (plan == null) {
-      plan = plan(key);
+      try {
+        plan = plan(key);
+      } catch (CudaException e) {
+        if (key.computeType() != CUBLAS_COMPUTE_32F_FAST_TF32) {
+          throw e;
+        }
+        // no TF32 algorithm for this shape: the float32 one (never less accurate)
+        plan = plan(new PlanKey(key.abType(), key.cType(), key.transa(), key.transb(), key.m(), key.n(), key.k(),
+            key.lda(), key.ldb(), key.ldc(), key.alignA(), key.alignB(), key.alignC(), CUBLAS_COMPUTE_32F));
+      }
       plans.put(key, plan);
     }
     alphaBeta.setAtIndex(JAVA_FLOAT, 0, alpha);
