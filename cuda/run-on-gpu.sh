@@ -10,7 +10,9 @@
 # under a minute), appending to $OUT/attention-bench.md.
 # train: the LoRA training benchmark on the llama-3.1-8b shape at 2048 tokens - PEFT's baseline
 # (peft_baseline.py, checkpointing batch 4 and none batch 2) and medtune's step (CudaTrainBench,
-# checkpointing, batch 4) in the same call; TRAIN_LAYERS (default 32) takes fewer layers.
+# checkpointing batch 4, then without checkpointing batch 2 when it fits in device memory) in the
+# same call, about 4-5 minutes on an H200; TRAIN_LAYERS (default 32) takes fewer layers,
+# TRAIN_SETTINGS="4:true 2:false" (batch:checkpointing) the settings, TRAIN_TESTS=0 skips the tests.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 what=${1:-all}
@@ -34,7 +36,9 @@ if [[ $what == train ]]; then
     > "$out/train-write.log" 2>&1 &
   writer=$!
 fi
-if [[ $what == all || $what == tests || $what == train ]]; then
+run_tests=1
+[[ $what == train && ${TRAIN_TESTS:-1} == 0 ]] && run_tests=0
+if [[ $run_tests == 1 && ( $what == all || $what == tests || $what == train ) ]]; then
   : > "$out/checks.md"
   java "${jvm[@]}" -Dmedtune.cuda.report="$out/checks.md" -jar "$here"/lib/junit-platform-console-standalone-*.jar \
     execute --class-path "$cp" --select-package dev.medtune.cuda --details=tree --disable-banner --disable-ansi-colors > "$out/tests.log" 2>&1
@@ -65,8 +69,11 @@ if [[ $what == train ]]; then
   wait $writer || { echo "writing the model failed:"; cat "$out/train-write.log"; status=1; }
   cat "$out/train-write.log"
   echo "== medtune"
-  timeout "${TRAIN_TIMEOUT:-240}" java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaTrainBench /tmp/medtune-train-8b "$out/train-bench.md" \
-    "$commit" 4 2048 true "$layers" "${TRAIN_STEPS:-3}" 2>&1 | tee "$out/train-bench.log" || status=1
+  settings=${TRAIN_SETTINGS:-4:true 2:false}
+  batches=$(for s in $settings; do printf '%s,' "${s%%:*}"; done); batches=${batches%,}
+  ckpts=$(for s in $settings; do printf '%s,' "${s##*:}"; done); ckpts=${ckpts%,}
+  timeout "${TRAIN_TIMEOUT:-300}" java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaTrainBench /tmp/medtune-train-8b "$out/train-bench.md" \
+    "$commit" "$batches" 2048 "$ckpts" "$layers" "${TRAIN_STEPS:-3}" 2>&1 | tee "$out/train-bench.log" || status=1
   rm -rf /tmp/medtune-train-8b
   echo; cat "$out/train-bench.md"
 fi

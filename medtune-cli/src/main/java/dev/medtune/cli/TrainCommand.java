@@ -152,8 +152,9 @@ final class TrainCommand implements Callable<Integer> {
           o.result().steps(), o.result().totalSteps());
       return 0;
     }
-    System.err.printf("train: %d steps, loss %.4f, adapter in %s, loss curve in %s%n", o.result().steps(),
-        o.result().lastLoss(), output.resolve("adapter"), output.resolve("loss.png"));
+    System.err.printf("train: %d steps, loss %.4f, adapter in %s%s%n", o.result().steps(),
+        o.result().lastLoss(), output.resolve("adapter"),
+        Files.isRegularFile(output.resolve("loss.png")) ? ", loss curve in " + output.resolve("loss.png") : "");
     return 0;
   }
 
@@ -242,6 +243,11 @@ final class TrainCommand implements Callable<Integer> {
         } catch (IllegalStateException e) {
           // Java2D cannot start once the JVM is shutting down (after a signal): the next run draws it
           err.println("train: loss.png not drawn during shutdown (" + e.getMessage() + "); --resume draws it");
+        } catch (NoClassDefFoundError e) {
+          // a runtime linked without java.desktop (the GPU machine's jlinked JRE): the adapter and
+          // metrics are written, only the picture is missing
+          err.println("train: loss.png not drawn: this Java runtime has no java.desktop module (" + e.getMessage()
+              + "); metrics.jsonl has every figure");
         }
         stop.finished(); // everything is written: a signalled JVM may exit now
         return new Outcome(r, adapterDir);

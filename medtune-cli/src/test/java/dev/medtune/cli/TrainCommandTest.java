@@ -214,6 +214,15 @@ class TrainCommandTest {
     assertEquals(1, tooLong.exit());
     assertTrue(tooLong.err().contains("longer than the model's context"), tooLong.err());
     assertFalse(Files.exists(tmp.resolve("o7").resolve("adapter")));
+    // medtune-cuda is on the class path; without a GPU (CI) --device cuda is a one-line reason
+    if (dev.medtune.cuda.CudaBackendProvider.check() != null) {
+      Run cuda = GenerateCommandTest.run(train(tmp.resolve("o8"), "--device", "cuda"));
+      assertEquals(1, cuda.exit());
+      assertTrue(cuda.err().contains("device 'cuda' is not usable here: "
+          + dev.medtune.cuda.CudaBackendProvider.check()), cuda.err());
+      assertEquals(1, cuda.err().strip().lines().count(), cuda.err());
+      assertFalse(Files.exists(tmp.resolve("o8").resolve("adapter")));
+    }
   }
 
   @Test

@@ -620,6 +620,22 @@ final class CpuBackend implements Backend {
     }
   }
 
+  // ---- trainspeed: the loss head's chunk; squaredNorm(List) is the SPI's loop (no waits here) ----
+
+  private long lossChunkFloats = Backend.super.preferredLossChunkFloats();
+
+  @Override
+  public long preferredLossChunkFloats() {
+    return lossChunkFloats;
+  }
+
+  /** Sets {@link #preferredLossChunkFloats} (tests: the loss must not depend on the chunk). */
+  void lossChunkFloats(long floats) {
+    lossChunkFloats = floats;
+  }
+
+  // ---- end trainspeed ----
+
   @Override
   public double squaredNorm(Tensor t, long count) {
     CpuTensor c = (CpuTensor) t;

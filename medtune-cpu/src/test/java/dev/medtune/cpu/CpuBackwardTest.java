@@ -416,6 +416,40 @@ class CpuBackwardTest {
     assertEquals(g[17] * 0.5f, read(gt)[17], 0f);
   }
 
+  /**
+   * The squared norm of many tensors (the SPI's default, one loop over the single-tensor op):
+   * each whole tensor counted once, in double, against the sum of squares computed here; a view
+   * counts only its own elements.
+   */
+  @Test
+  void squaredNormOfManyTensorsIsTheSumOfTheirSquares() {
+    int[] sizes = {1, 4096 * 16, 17, 3 * 1000};
+    List<Tensor> ts = new java.util.ArrayList<>();
+    double want = 0;
+    double singles = 0;
+    for (int size : sizes) {
+      float[] v = randoms(size);
+      Tensor t = cpu.allocate(size);
+      cpu.copyFromHost(v, t, 0);
+      ts.add(t);
+      for (float f : v) {
+        want += (double) f * f;
+      }
+      singles += cpu.squaredNorm(t, size);
+    }
+    Tensor big = cpu.allocate(100);
+    float[] hundred = randoms(100);
+    cpu.copyFromHost(hundred, big, 0);
+    ts.add(big.view(10, 5, 2)); // elements 10..19 only
+    for (int i = 10; i < 20; i++) {
+      want += (double) hundred[i] * hundred[i];
+    }
+    singles += cpu.squaredNorm(big.view(10, 10), 10);
+    assertEquals(want, cpu.squaredNorm(ts), 1e-12 * want);
+    assertEquals(singles, cpu.squaredNorm(ts), 1e-12 * want);
+    assertEquals(0.0, cpu.squaredNorm(List.of()), 0.0);
+  }
+
   // ---------------------------------------------------------------- matmul, the backward's transposes
 
   @Test

@@ -161,6 +161,60 @@ class LoraLlamaTest {
     }
   }
 
+  /**
+   * The loss head's chunk (the backend's {@code preferredLossChunkFloats}) changes neither the
+   * loss nor the gradients beyond float rounding: 3-row chunks (5 lm_head products for the 15
+   * tokens, the last one partial) against one chunk of every row. The gradient norm (one
+   * {@code squaredNorm} over every gradient) equals the norm of the gradients read back.
+   */
+  @Test
+  void lossAndGradientsDoNotDependOnTheLossChunk() throws Exception {
+    CpuBackend backend = (CpuBackend) cpu;
+    try (Checkpoint ck = Checkpoint.open(fixture())) {
+      LoraConfig cfg = new LoraConfig(4, 8, 0.1, List.of(LoraTarget.values()), false);
+      LoraAdapter adapter = randomAdapter(ck, cfg, 21);
+      MicroBatch b = packedBatch();
+      float gradScale = 1f / b.countedTokens();
+      int vocab = ck.config().vocabSize();
+      double[] loss = new double[2];
+      double[] norm = new double[2];
+      float[][][] grads = new float[2][][];
+      int[] chunkRows = new int[2];
+      long[] floats = {3L * vocab, 1L << 25};
+      try {
+        for (int i = 0; i < 2; i++) {
+          backend.lossChunkFloats(floats[i]);
+          LoraLlama model = new LoraLlama(ck, cpu, cfg, 32, 16, true);
+          chunkRows[i] = model.lossChunkRows();
+          model.loadAdapter(adapter);
+          model.zeroGradients();
+          loss[i] = model.forwardBackward(b, gradScale, 5);
+          norm[i] = model.gradientNorm();
+          grads[i] = gradients(model, ck, cfg);
+        }
+      } finally {
+        backend.lossChunkFloats(1L << 25);
+      }
+      assertEquals(3, chunkRows[0]);
+      assertEquals(32, chunkRows[1]);
+      assertTrue(loss[0] > 1, "a real loss, found " + loss[0]);
+      assertEquals(loss[1], loss[0], 1e-6 * loss[1], "summed loss, 3-row chunks against one chunk");
+      double sq = 0;
+      double diff = 0;
+      for (int t = 0; t < grads[0].length; t++) {
+        for (int j = 0; j < grads[0][t].length; j++) {
+          sq += (double) grads[1][t][j] * grads[1][t][j];
+          diff = Math.max(diff, Math.abs(grads[0][t][j] - grads[1][t][j]));
+          assertEquals(grads[1][t][j], grads[0][t][j], 1e-6 + 1e-4 * Math.abs(grads[1][t][j]),
+              "gradient " + t + "[" + j + "]");
+        }
+      }
+      assertTrue(sq > 0, "some gradient is non-zero");
+      assertEquals(Math.sqrt(sq), norm[1], 1e-9 * Math.sqrt(sq), "gradientNorm against the gradients read back");
+      assertEquals(norm[1], norm[0], 1e-5 * norm[1]);
+    }
+  }
+
   /** The training loss (dropout on, same seed) without keeping the gradient: a step with scale 0. */
   private static double lossWithDropout(LoraLlama model, LoraAdapter adapter, MicroBatch b, long seed) {
     model.loadAdapter(adapter);

@@ -20,7 +20,10 @@ import java.util.Map;
  * {@code D = alpha op(A) op(B) + beta C} is planned once per shape, operand types, transposes and
  * pointer alignments (descriptors, layouts and the heuristic's first algorithm are kept), then
  * each call is one {@code cublasLtMatmul} on the backend's stream. Accumulation is float32
- * ({@code CUBLAS_COMPUTE_32F}; TF32 is not used, so float32 products keep float32 accuracy).
+ * ({@code CUBLAS_COMPUTE_32F}). Products of two float32 operands use TF32 tensor cores when
+ * {@link #tf32(boolean)} says so ({@code CUBLAS_COMPUTE_32F_FAST_TF32}: each operand rounded to
+ * TF32, 8-bit exponent and 10-bit mantissa, the products accumulated in float32); else they are
+ * float32 throughout.
  */
 final class CublasLt implements AutoCloseable {
 
@@ -28,6 +31,7 @@ final class CublasLt implements AutoCloseable {
   static final int CUDA_R_16F = 2;
   static final int CUDA_R_16BF = 14;
   static final int CUBLAS_COMPUTE_32F = 68;
+  static final int CUBLAS_COMPUTE_32F_FAST_TF32 = 77;
   static final int CUBLAS_OP_N = 0;
   static final int CUBLAS_OP_T = 1;
   static final int DESC_TRANSA = 3;
@@ -56,7 +60,19 @@ final class CublasLt implements AutoCloseable {
 
   /** The shape of one product, in cuBLASLt's column-major terms. */
   record PlanKey(int abType, int cType, int transa, int transb, long m, long n, long k,
-      long lda, long ldb, long ldc, int alignA, int alignB, int alignC) {}
+      long lda, long ldb, long ldc, int alignA, int alignB, int alignC, int computeType) {}
+
+  private boolean tf32;
+
+  /** Whether float32 x float32 products use TF32 tensor cores. */
+  boolean tf32() {
+    return tf32;
+  }
+
+  /** Sets {@link #tf32()}; plans are kept per compute type, so switching back and forth is free. */
+  void tf32(boolean on) {
+    tf32 = on;
+  }
 
   private record Plan(MemorySegment desc, MemorySegment aLayout, MemorySegment bLayout,
       MemorySegment cLayout, MemorySegment algo, long workspaceBytes) {}
@@ -98,10 +114,20 @@ final class CublasLt implements AutoCloseable {
   void matmul(MemorySegment stream, int abType, boolean transa, boolean transb, long m, long n, long k,
       long a, long lda, long b, long ldb, long d, long ldd, float alpha, float beta) {
     PlanKey key = new PlanKey(abType, CUDA_R_32F, transa ? CUBLAS_OP_T : CUBLAS_OP_N,
-        transb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, lda, ldb, ldd, alignment(a), alignment(b), alignment(d));
+        transb ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, lda, ldb, ldd, alignment(a), alignment(b), alignment(d),
+        abType == CUDA_R_32F && tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F);
     Plan plan = plans.get(key);
     if (plan == null) {
-      plan = plan(key);
+      try {
+        plan = plan(key);
+      } catch (CudaException e) {
+        if (key.computeType() != CUBLAS_COMPUTE_32F_FAST_TF32) {
+          throw e;
+        }
+        // no TF32 algorithm for this shape: the float32 one (never less accurate)
+        plan = plan(new PlanKey(key.abType(), key.cType(), key.transa(), key.transb(), key.m(), key.n(), key.k(),
+            key.lda(), key.ldb(), key.ldc(), key.alignA(), key.alignB(), key.alignC(), CUBLAS_COMPUTE_32F));
+      }
       plans.put(key, plan);
     }
     alphaBeta.setAtIndex(JAVA_FLOAT, 0, alpha);
@@ -129,7 +155,8 @@ final class CublasLt implements AutoCloseable {
       case CUDA_R_16F -> "f16";
       default -> "f32";
     };
-    return type + " x " + type + " -> f32, column-major m=" + k.m() + " n=" + k.n() + " k=" + k.k()
+    return type + " x " + type + (k.computeType() == CUBLAS_COMPUTE_32F_FAST_TF32 ? " (TF32)" : "")
+        + " -> f32, column-major m=" + k.m() + " n=" + k.n() + " k=" + k.k()
         + (k.transa() == CUBLAS_OP_T ? " A^T" : "") + (k.transb() == CUBLAS_OP_T ? " B^T" : "")
         + " lda=" + k.lda() + " ldb=" + k.ldb() + " ldc=" + k.ldc() + " align " + k.alignA() + "/"
         + k.alignB() + "/" + k.alignC();
@@ -140,7 +167,7 @@ final class CublasLt implements AutoCloseable {
     try (Arena a = Arena.ofConfined()) {
       MemorySegment out = a.allocate(ADDRESS);
       check("cublasLtMatmulDescCreate(" + what + ")",
-          (int) f.descCreate.invokeExact(out, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+          (int) f.descCreate.invokeExact(out, key.computeType(), CUDA_R_32F));
       MemorySegment desc = out.get(ADDRESS, 0);
       descs.add(desc);
       MemorySegment v = a.allocate(JAVA_INT);

@@ -40,7 +40,7 @@ final class CudaBackend implements Backend {
       "attention_backward_dkv", "swiglu_backward", "cross_entropy_forward", "dropout_forward",
       "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled",
       "flash_attention_forward_64", "flash_attention_forward_128", "flash_attention_d", "flash_attention_dq_64",
-      "flash_attention_dq_128", "flash_attention_dkv_64", "flash_attention_dkv_128"};
+      "flash_attention_dq_128", "flash_attention_dkv_64", "flash_attention_dkv_128", "squared_norm_many"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
   private static final int TQ = 16;
@@ -138,10 +138,12 @@ final class CudaBackend implements Backend {
         }
       }
     }
+    this.tf32Supported = major >= 8; // trainspeed: TF32 tensor cores from Ampere on
+    blas.tf32(tf32Supported && !"0".equals(System.getenv("MEDTUNE_CUDA_TF32")));
     int driverVersion = driver.driverVersion();
-    this.description = String.format("cuda (%s, %s, %d SMs, %.1f GiB, driver %d.%d, cuBLASLt %s, kernels %s)",
+    this.description = String.format("cuda (%s, %s, %d SMs, %.1f GiB, driver %d.%d, cuBLASLt %s, float32 products %s, kernels %s)",
         driver.deviceName(device), cubin.arch(), multiprocessors, driver.totalMemory(device) / (double) (1L << 30),
-        driverVersion / 1000, driverVersion % 1000 / 10, CublasLt.version(),
+        driverVersion / 1000, driverVersion % 1000 / 10, CublasLt.version(), blas.tf32() ? "TF32" : "float32",
         cubin.fromCache() ? "from cache" : "compiled by NVRTC");
   }
 
@@ -475,8 +477,8 @@ final class CudaBackend implements Backend {
     // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B comes first
     blas.matmul(stream, CublasLt.dataType(bt.dtype), transB, transA, n, m, k,
         bt.address(), transB ? k : n, aPtr, transA ? m : k, ct.address(), n, alpha, beta);
-    after(profiling ? String.format("matmul %s%s%s %dx%dx%d", bt.dtype, transA ? " A^T" : "", transB ? " B^T" : "",
-        m, n, k) : "matmul");
+    after(profiling ? String.format("matmul %s%s%s%s %dx%dx%d", bt.dtype, bt.dtype == DType.F32 && blas.tf32() ? " (TF32)" : "",
+        transA ? " A^T" : "", transB ? " B^T" : "", m, n, k) : "matmul");
   }
 
   @Override
@@ -952,6 +954,105 @@ final class CudaBackend implements Backend {
     return stage.get(java.lang.foreign.ValueLayout.JAVA_DOUBLE, 0);
   }
 
+  // ---------------------------------------------------------------- trainspeed (issue 5)
+  // TF32 for float32 x float32 products, the squared norm of many tensors with one wait, and the
+  // loss head's chunk size. Kept together so that merges with other work on this class are easy.
+
+  private final boolean tf32Supported;
+
+  /**
+   * Whether float32 x float32 products use TF32 tensor cores (cuBLASLt's
+   * {@code CUBLAS_COMPUTE_32F_FAST_TF32}: each operand rounded to TF32's 10-bit mantissa, products
+   * accumulated in float32). On by default from compute capability 8.0 (Ampere) on; off with
+   * {@code MEDTUNE_CUDA_TF32=0}.
+   */
+  boolean tf32() {
+    return blas.tf32();
+  }
+
+  /** Turns TF32 for float32 products on or off (tests that check float32 accuracy turn it off). */
+  void tf32(boolean on) {
+    if (on && !tf32Supported) {
+      throw new IllegalStateException("TF32 needs compute capability 8.0 or newer: " + deviceName());
+    }
+    blas.tf32(on);
+  }
+
+  /** Whether this GPU has TF32 tensor cores (compute capability 8.0 or newer). */
+  boolean tf32Supported() {
+    return tf32Supported;
+  }
+
+  /**
+   * 2^26 floats (256 MiB) of logits per loss chunk: 523 rows of Llama 3's vocabulary, so a 4 x 2048
+   * micro-batch runs the lm_head in 16 products of 523 rows instead of 32 of 261 (each product
+   * also pays a cast of its operand to the weight's type).
+   */
+  @Override
+  public long preferredLossChunkFloats() {
+    return 1L << 26;
+  }
+
+  private MemorySegment normTableHost; // page-locked: the tensors' addresses, then their element counts
+  private long normTableDevice;        // the same on the device
+  private long normPartials;           // device doubles, one per tensor
+  private int normCapacity;
+  private long[] normTable = new long[0]; // what normTableDevice holds
+
+  /**
+   * One kernel ({@code squared_norm_many}, a block per tensor) writes each tensor's sum of squares
+   * in double; one copy brings them back, and they are added here in list order: one wait for all
+   * of them. The table of addresses and counts is uploaded only when it changes (the gradients of
+   * a model are the same tensors every step).
+   */
+  @Override
+  public double squaredNorm(List<Tensor> tensors) {
+    enter();
+    int n = tensors.size();
+    if (n == 0) {
+      return 0;
+    }
+    long[] table = new long[2 * n];
+    for (int i = 0; i < n; i++) {
+      CudaTensor c = f32(tensors.get(i), "squaredNorm", "tensor " + i);
+      table[i] = c.address();
+      table[n + i] = c.size();
+    }
+    if (n > normCapacity) {
+      driver.streamSynchronize(stream, null);
+      if (normTableHost != null) {
+        driver.memFreeHost(normTableHost);
+      }
+      deviceFree(normTableDevice);
+      deviceFree(normPartials);
+      normCapacity = Math.max(n, 64);
+      normTableHost = driver.memAllocHost(16L * normCapacity);
+      normTableDevice = deviceAlloc(16L * normCapacity);
+      normPartials = deviceAlloc(8L * normCapacity);
+      normTable = new long[0];
+    }
+    if (!Arrays.equals(table, normTable)) {
+      // the previous copy out of normTableHost is done: every call ends with a wait
+      MemorySegment.copy(table, 0, normTableHost, JAVA_LONG, 0, table.length);
+      driver.copyHtoDAsync(normTableDevice, normTableHost, 16L * n, stream);
+      normTable = table;
+    }
+    launch("squared_norm_many", n, 1024, 0, normPartials, normTableDevice, normTableDevice + 8L * n);
+    MemorySegment stage = hostStage(8L * n);
+    driver.copyDtoHAsync(stage, normPartials, 8L * n, stream);
+    driver.streamSynchronize(stream, "squaredNorm of " + n + " tensors");
+    if (profiling) {
+      mark("squaredNorm of many tensors (with the wait for the ops before)");
+    }
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+      s += stage.getAtIndex(java.lang.foreign.ValueLayout.JAVA_DOUBLE, i);
+    }
+    return s;
+  }
+
+  // ---------------------------------------------------------------- end trainspeed
+
   @Override
   public void adamwStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, long count,
       float decay, float oneMinusBeta1, float beta2, float oneMinusBeta2, float stepSize,
@@ -1027,6 +1128,9 @@ final class CudaBackend implements Backend {
       }
       if (hostStage != null) {
         driver.memFreeHost(hostStage);
+      }
+      if (normTableHost != null) {
+        driver.memFreeHost(normTableHost);
       }
       for (long p : allocations) {
         driver.memFree(p);

@@ -28,7 +28,8 @@ import org.junit.jupiter.params.provider.CsvSource;
  * fixtures of {@code reference/make_llama_fixtures.py} (a copy of medtune-cpu's), logits of a
  * batch of prompts in one pass, and greedy continuations through the {@link Generator}.
  *
- * <p>Tolerances. Float32 checkpoints run float32 throughout: logits within 1e-4 of transformers
+ * <p>Tolerances. Float32 checkpoints run float32 throughout (TF32 off for this class, see
+ * {@link CudaBackend#tf32()}): logits within 1e-4 of transformers
  * (as the CPU backend) and greedy continuations identical. Bf16/f16 checkpoints: the GPU rounds
  * each product's activation to the weight's type (the CPU and transformers' fixture do not), so
  * logits are held to a relative L2 error of 2e-2 (bf16) or 4e-3 (f16) against both; their greedy
@@ -52,7 +53,11 @@ class CudaLlamaTest {
       System.err.println("CUDA tests skipped: " + CudaBackendProvider.check());
       return;
     }
-    cuda = CudaBackendProvider.open();
+    CudaBackend gpu = CudaBackendProvider.open();
+    // float32 fidelity to transformers (whose float32 matmuls are float32: torch's allow_tf32 is
+    // off by default): float32 x float32 products without TF32 here
+    gpu.tf32(false);
+    cuda = gpu;
     cpu = CpuBackendProvider.create(4);
   }
 

@@ -28,7 +28,12 @@ import org.junit.jupiter.api.Test;
  * element, with {@code S = sum |a_i b_i|} of the terms of a dot product:
  * <ul>
  *   <li>copies, gathers, the residual add, the KV store: exact (0);
- *   <li>float32 products (cuBLASLt, {@code CUBLAS_COMPUTE_32F}): {@code 2e-6 S + 1e-6};
+ *   <li>float32 products (cuBLASLt, {@code CUBLAS_COMPUTE_32F}, TF32 off): {@code 2e-6 S + 1e-6};
+ *   <li>float32 products with TF32 ({@code CUBLAS_COMPUTE_32F_FAST_TF32}, the default from
+ *       compute capability 8.0): each operand is rounded to TF32's 10-bit mantissa (relative
+ *       error under {@code 2^-11} rounded to nearest, {@code 2^-10} if truncated), so each term
+ *       {@code a_i b_i} is off by under {@code 2^-9 |a_i b_i|}, plus float32 accumulation:
+ *       {@code (2^-9 + 2e-6) S + 1e-6}; both settings are checked on every transpose;
  *   <li>products with a bf16 weight, where the activation is rounded to bf16 (unit roundoff
  *       {@code 2^-8}): {@code 2^-8 S + 1e-6}; f16 ({@code 2^-11}): {@code 2^-11 S + 1e-6};
  *   <li>RMSNorm, RoPE, SwiGLU, softmax, attention (float32, another summation order, hardware
@@ -160,6 +165,22 @@ class CudaOpsTest {
   // ---------------------------------------------------------------- matmul
 
   private void matmulCase(DType bType, boolean transA, boolean transB, int m, int n, int k, float alpha, float beta) {
+    matmulCase(bType, transA, transB, m, n, k, alpha, beta, false);
+  }
+
+  private void matmulCase(DType bType, boolean transA, boolean transB, int m, int n, int k, float alpha, float beta,
+      boolean tf32) {
+    boolean was = cuda.tf32();
+    cuda.tf32(tf32);
+    try {
+      matmulCaseAs(bType, transA, transB, m, n, k, alpha, beta, tf32);
+    } finally {
+      cuda.tf32(was);
+    }
+  }
+
+  private void matmulCaseAs(DType bType, boolean transA, boolean transB, int m, int n, int k, float alpha, float beta,
+      boolean tf32) {
     float[] a = randoms(m * k, 1);
     float[] bv = randoms(k * n, 0.5);
     float[] c0 = randoms(m * n, 1);
@@ -185,7 +206,7 @@ class CudaOpsTest {
     cpu.matmul(sc.cpu, sa.cpu, transA, sb.cpu, transB, m, n, k, Math.abs(alpha), Math.abs(beta));
     float[] s = read(cpu, sc.cpu);
     double unit = switch (bType) {
-      case F32 -> 2e-6;
+      case F32 -> tf32 ? Math.scalb(1.0, -9) + 2e-6 : 2e-6;
       case BF16 -> Math.scalb(1.0, -8);
       case F16 -> Math.scalb(1.0, -11);
     };
@@ -193,7 +214,7 @@ class CudaOpsTest {
     for (int i = 0; i < s.length; i++) {
       tol[i] = unit * s[i] + 1e-6;
     }
-    String what = String.format("%s B%s%s m=%d n=%d k=%d a=%.1f b=%.0f", bType, transA ? " A^T" : "",
+    String what = String.format("%s%s B%s%s m=%d n=%d k=%d a=%.1f b=%.0f", bType, tf32 ? " (TF32)" : "", transA ? " A^T" : "",
         transB ? " B^T" : "", m, n, k, alpha, beta);
     compare("matmul", what, want, got, tol, String.format("%.1e S + 1e-6", unit));
   }
@@ -206,6 +227,20 @@ class CudaOpsTest {
         matmulCase(DType.F32, ta, tb, 19, 67, 200, 0.5f, 1f);
       }
     }
+  }
+
+  @Test
+  void matmulFloat32WithTf32AllTransposesAlphaBeta() {
+    assumeTrue(cuda.tf32Supported(), () -> "no TF32 on " + cuda.deviceName());
+    for (boolean ta : new boolean[] {false, true}) {
+      for (boolean tb : new boolean[] {false, true}) {
+        matmulCase(DType.F32, ta, tb, 37, 300, 96, 1f, 0f, true);
+        matmulCase(DType.F32, ta, tb, 19, 67, 200, 0.5f, 1f, true);
+      }
+    }
+    // the LoRA shapes of the 8B step: x A^T (k = 4096, n = r) and dA += dh^T x (k = rows)
+    matmulCase(DType.F32, false, true, 300, 16, 4096, 1f, 0f, true);
+    matmulCase(DType.F32, true, false, 16, 1000, 300, 1f, 1f, true);
   }
 
   @Test

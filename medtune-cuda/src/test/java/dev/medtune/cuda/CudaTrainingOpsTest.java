@@ -28,7 +28,7 @@ import org.junit.jupiter.api.Test;
  *       backward, cross-entropy): {@code 1e-5 |ref| + 1e-4 max|ref|} - the second term is the
  *       rounding of sums whose terms cancel (attention's ds sums to zero per row, RMSNorm's
  *       projection removes the mean); an indexing or math error is of the order of {@code max|ref|};
- *   <li>squared norm (double, another order): {@code 1e-9} relative.
+ *   <li>squared norm (double, another order), of one tensor or of many with one wait: {@code 1e-9} relative.
  * </ul>
  * On a machine without an NVIDIA GPU (CI) every test is skipped, with the reason.
  */
@@ -356,5 +356,51 @@ class CudaTrainingOpsTest {
     compare("adamwStep", n + " (param)", read(cpu, p.cpu), read(cuda, p.gpu), 1e-7, 1e-5, 0);
     compare("adamwStep", n + " (exp_avg)", read(cpu, m.cpu), read(cuda, m.gpu), 1e-9, 1e-5, 0);
     compare("adamwStep", n + " (exp_avg_sq)", read(cpu, v.cpu), read(cuda, v.gpu), 1e-12, 1e-5, 0);
+  }
+
+  /**
+   * The squared norm of many tensors with one wait (the gradient norm of a step): 448 tensors of
+   * the 8B step's LoRA shapes scaled down (r x 4096-ish, r x 1024-ish, ragged sizes), views inside
+   * a larger buffer, against the CPU backend; then a shorter list over the same tensors and a
+   * longer one (the device's table of addresses re-uploaded and grown).
+   */
+  @Test
+  void squaredNormOfManyTensors() {
+    java.util.List<Tensor> onCpu = new java.util.ArrayList<>();
+    java.util.List<Tensor> onGpu = new java.util.ArrayList<>();
+    Pair big = pair(randoms(50_000, 1), 50_000);
+    for (int i = 0; i < 448; i++) {
+      if (i % 50 == 7) { // a view: elements [1000 i % 40000, + 333)
+        long at = 1000L * i % 40_000;
+        onCpu.add(big.cpu().view(at, 333));
+        onGpu.add(big.gpu().view(at, 333));
+        continue;
+      }
+      int n = i % 2 == 0 ? 16 * 410 + i : 4 * 1031 - i;
+      Pair t = pair(randoms(n, 1e-3 * (1 + i % 7)), n);
+      onCpu.add(t.cpu());
+      onGpu.add(t.gpu());
+    }
+    for (int[] range : new int[][] {{0, 448}, {3, 100}, {0, 448}, {0, 1}}) {
+      var c = onCpu.subList(range[0], range[1]);
+      var g = onGpu.subList(range[0], range[1]);
+      double want = cpu.squaredNorm(c);
+      double single = 0;
+      for (Tensor t : c) {
+        single += cpu.squaredNorm(t, t.size());
+      }
+      double got = cuda.squaredNorm(g);
+      double err = Math.abs(got - want);
+      boolean ok = err <= 1e-9 * want && want > 0 && want == single;
+      CheckTable.row("squaredNorm (many)", (range[1] - range[0]) + " tensors", err / want, "1e-9 relative", ok);
+      assertTrue(ok, "squaredNorm of tensors " + range[0] + ".." + range[1] + ": " + got + ", CPU " + want);
+    }
+    assertEquals(0.0, cuda.squaredNorm(java.util.List.of()), 0.0);
+    // a bf16 tensor (as a weight would be) is refused, naming its place in the list
+    Tensor bf16 = new CudaTensor(dev.medtune.model.safetensors.DType.BF16, new long[] {10},
+        ((CudaTensor) onGpu.get(0)).base, 0, 10);
+    var e = assertThrows(IllegalArgumentException.class,
+        () -> cuda.squaredNorm(java.util.List.of(onGpu.get(0), bf16)));
+    assertTrue(e.getMessage().contains("tensor 1"), e.getMessage());
   }
 }

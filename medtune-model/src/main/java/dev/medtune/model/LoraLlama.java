@@ -26,15 +26,11 @@ import dev.medtune.model.train.TokenizedExample;
  * examples never see each other. With gradient checkpointing only each layer's input is kept and
  * the layer is run again during the backward (Chen et al. 2016, arXiv:1604.06174); without it,
  * every layer keeps its activations. The loss head runs in chunks of rows so the logits of a
- * whole batch (tokens x vocabulary) never exist at once.
+ * whole batch (tokens x vocabulary) never exist at once; the backend says how many logits a chunk
+ * holds ({@link Backend#preferredLossChunkFloats}: 128 MB on the CPU, 261 rows of Llama 3's
+ * 128,256 tokens; more on a GPU, where fewer, larger lm_head products run faster).
  */
 public final class LoraLlama {
-
-  /**
-   * Logits the loss head holds at once (floats): 2^25 is 128 MB, 261 rows of Llama 3's 128,256
-   * tokens. Fewer rows per chunk would convert the lm_head's weights more often per token.
-   */
-  static final int LOSS_CHUNK_FLOATS = 1 << 25;
 
   private record Layer(
       Tensor inputLayernorm, Tensor qProj, Tensor kProj, Tensor vProj, Tensor oProj,
@@ -132,6 +128,7 @@ public final class LoraLlama {
   private final Tensor norm;
   private final Tensor lmHead;
   private final Lora[][] adapters; // [layer][target ordinal]
+  private final java.util.List<Tensor> gradients; // dA, dB^T of each adapter, in adapters' order
   private final Tensor ropeTable;
 
   // planned buffers
@@ -238,7 +235,7 @@ public final class LoraLlama {
     xnFinal = backend.allocate(maxTokens, h);
     rstdFinal = backend.allocate(maxTokens);
     dxnFinal = backend.allocate(maxTokens, h);
-    lossChunk = Math.max(1, Math.min(maxTokens, Math.max(64, LOSS_CHUNK_FLOATS / c.vocabSize())));
+    lossChunk = lossChunkRows(backend.preferredLossChunkFloats(), c.vocabSize(), maxTokens);
     chunkTargets = new int[lossChunk];
     chunkLosses = new float[lossChunk];
     logits = backend.allocate(lossChunk, c.vocabSize());
@@ -264,6 +261,26 @@ public final class LoraLlama {
     positions = new int[maxTokens];
     targets = new int[maxTokens];
     hostRow = new float[Math.max(lora.r(), 1) * widest];
+    java.util.List<Tensor> g = new java.util.ArrayList<>();
+    for (Lora[] layer : adapters) {
+      for (Lora w : layer) {
+        if (w != null) {
+          g.add(w.da);
+          g.add(w.dbt);
+        }
+      }
+    }
+    gradients = java.util.List.copyOf(g);
+  }
+
+  /** Rows of the loss head's chunk: {@code floats / vocab}, at least 1, at most {@code maxTokens}. */
+  static int lossChunkRows(long floats, int vocab, int maxTokens) {
+    return (int) Math.max(1, Math.min(maxTokens, floats / vocab));
+  }
+
+  /** Rows of the loss head's lm_head product at a time (the backend's preference over the vocabulary). */
+  public int lossChunkRows() {
+    return lossChunk;
   }
 
   private Tensor weight(Checkpoint checkpoint, String name, long... shape) {
@@ -371,17 +388,12 @@ public final class LoraLlama {
     }
   }
 
-  /** The global L2 norm of the LoRA gradients, summed in a fixed order. */
+  /**
+   * The global L2 norm of the LoRA gradients, summed in a fixed order, with one wait for the
+   * device ({@link Backend#squaredNorm(java.util.List)}).
+   */
   public double gradientNorm() {
-    double s = 0;
-    for (Lora[] layer : adapters) {
-      for (Lora w : layer) {
-        if (w != null) {
-          s += backend.squaredNorm(w.da, w.da.size()) + backend.squaredNorm(w.dbt, w.dbt.size());
-        }
-      }
-    }
-    return Math.sqrt(s);
+    return Math.sqrt(backend.squaredNorm(gradients));
   }
 
   /** Multiplies every gradient by {@code f} (clipping). */
@@ -583,7 +595,7 @@ public final class LoraLlama {
   }
 
   /**
-   * The loss head over the final hidden state, {@link #LOSS_CHUNK_FLOATS} logits at a time: logits, fused
+   * The loss head over the final hidden state, {@link #lossChunkRows()} rows at a time: logits, fused
    * cross-entropy (its gradient scaled by {@code gradScale}) and, with {@code backward}, the
    * gradient of the final norm's output. Returns the summed loss of the counted tokens.
    */

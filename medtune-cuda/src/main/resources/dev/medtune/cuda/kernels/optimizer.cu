@@ -70,3 +70,30 @@ extern "C" __global__ void adamw_step(float* param, const float* grad, float* ex
     param[j] = p - stepSize * (m / denom);
   }
 }
+
+// squared_norm_many (trainspeed): the global gradient norm's sum for many tensors at once, one
+// block of 1024 threads per tensor: partial[b] = sum t_b[i]^2 over its count[b] elements, in
+// double, the same fixed order as squared_norm; the host sums the partials in list order after
+// one copy (one wait per optimizer step instead of one per tensor).
+extern "C" __global__ void squared_norm_many(double* partial, const unsigned long long* pointers,
+                                             const long long* counts) {
+  __shared__ double sums[1024];
+  const float* t = (const float*) pointers[blockIdx.x];
+  long long n = counts[blockIdx.x];
+  double s = 0.0;
+  for (long long i = threadIdx.x; i < n; i += blockDim.x) {
+    double v = t[i];
+    s += v * v;
+  }
+  sums[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+    if (threadIdx.x < w) {
+      sums[threadIdx.x] += sums[threadIdx.x + w];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    partial[blockIdx.x] = sums[0];
+  }
+}

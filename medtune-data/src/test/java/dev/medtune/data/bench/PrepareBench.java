@@ -51,6 +51,12 @@ public final class PrepareBench {
         case "--repeats" -> repeats = Integer.parseInt(args[++i]);
         case "--work" -> work = Path.of(args[++i]);
         case "--results" -> results = Path.of(args[++i]);
+        case "--generate" -> { // only write the rows as JSON lines (bench/cuda-recipe.sh's input)
+          Path out = Path.of(args[++i]);
+          generate(out, rows);
+          System.out.printf("wrote %,d MedMCQA-shaped rows to %s%n", rows, out);
+          return;
+        }
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
       }
     }

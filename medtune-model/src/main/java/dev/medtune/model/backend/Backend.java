@@ -242,6 +242,34 @@ public interface Backend extends AutoCloseable {
    */
   double squaredNorm(Tensor t, long count);
 
+  // ---- trainspeed: squared norm of many tensors, the loss head's chunk (issue 5) ----
+
+  /**
+   * {@code sum over tensors, in list order, of sum t[i]^2} over each whole tensor, each tensor's
+   * sum accumulated in double as {@link #squaredNorm(Tensor, long)} does; waits for the queued
+   * ops once (the global gradient norm of every LoRA gradient with one wait, where calling
+   * {@link #squaredNorm(Tensor, long)} per tensor would wait per tensor). The default is that loop.
+   */
+  default double squaredNorm(java.util.List<Tensor> tensors) {
+    double s = 0;
+    for (Tensor t : tensors) {
+      s += squaredNorm(t, t.size());
+    }
+    return s;
+  }
+
+  /**
+   * How many logits (floats) the training loss head should hold at once: rows of the lm_head
+   * product per chunk are this divided by the vocabulary. Fewer, larger products suit a GPU; a
+   * CPU keeps memory low. The loss and gradients do not depend on it beyond float rounding
+   * (the head is a sum over rows).
+   */
+  default long preferredLossChunkFloats() {
+    return 1L << 25;
+  }
+
+  // ---- end trainspeed ----
+
   /**
    * One AdamW update (Loshchilov and Hutter, ICLR 2019) of {@code param[0..count)} in place, as
    * {@code torch.optim.AdamW} computes it in float32 ({@code amsgrad=False}), the scalars made
