@@ -4,7 +4,8 @@
 # greedy continuations against transformers), prints the table of checks, then the decode
 # benchmark (llama-3.2-1b shape, bf16). Logs go to $OUT. Prepared here by cuda/prepare-device.sh;
 # the device call carries .device/cuda and .device/jre.tgz and runs:
-#   bash .device/cuda/run-on-gpu.sh [tests|bench|train|all]  (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b")
+#   bash .device/cuda/run-on-gpu.sh [tests|bench|train|all]  (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b",
+#   the default of bench alone; all runs llama-3.2-1b)
 # train: the LoRA training benchmark on the llama-3.1-8b shape at 2048 tokens - PEFT's baseline
 # (peft_baseline.py, checkpointing batch 4 and none batch 2) and medtune's step (CudaTrainBench,
 # checkpointing, batch 4) in the same call; TRAIN_LAYERS (default 32) takes fewer layers.
@@ -44,8 +45,11 @@ if [[ $what == all || $what == tests || $what == train ]]; then
   echo "tests exit status: $status"
 fi
 if [[ $what == all || $what == bench ]]; then
-  # BENCH_SHAPES: llama-3.2-1b (2.5 GB) and/or llama-3.1-8b (16 GB, written to /tmp first)
-  for shape in ${BENCH_SHAPES:-llama-3.2-1b}; do
+  # BENCH_SHAPES: llama-3.2-1b (2.5 GB) and/or llama-3.1-8b (16 GB, written to /tmp first); bench
+  # alone takes both by default (about 2-3 minutes: four decode paths each, graphs off/on x host/GPU argmax)
+  default_shapes=llama-3.2-1b
+  [[ $what == bench ]] && default_shapes="llama-3.2-1b llama-3.1-8b"
+  for shape in ${BENCH_SHAPES:-$default_shapes}; do
     java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaDecodeBench "/tmp/medtune-$shape" "$out/bench.md" \
       "${BENCH_TOKENS:-256}" "$(cat "$here/commit" 2>/dev/null || echo unknown)" "$shape" 2>&1 | tee -a "$out/bench.log" \
       || status=1
