@@ -48,6 +48,9 @@ final class StepGraphs implements AutoCloseable {
 
   /** Steps kept (graphs and their buffers) before the least recently used is destroyed. */
   static final int MAX_STEPS = 32;
+  /** Int groups of up to SLOT_BYTES share one page-locked slab and one device slab (no allocation per step). */
+  private static final int SLOT_BYTES = 256;
+  private static final int SLOTS = 1024;
 
   enum Mode { DIRECT, RECORD, CAPTURE, REPLAY }
 
@@ -96,12 +99,14 @@ final class StepGraphs implements AutoCloseable {
     final int count;
     final MemorySegment host;
     final long device;
+    final int slot;       // in the slabs, or -1: host and device allocated for this group
     final int[] current;  // what host holds now
 
-    Group(int count, MemorySegment host, long device) {
+    Group(int count, MemorySegment host, long device, int slot) {
       this.count = count;
       this.host = host;
       this.device = device;
+      this.slot = slot;
       this.current = new int[count];
     }
   }
@@ -132,6 +137,9 @@ final class StepGraphs implements AutoCloseable {
   private final LinkedHashMap<Object, Step> steps = new LinkedHashMap<>(16, 0.75f, true);
   private final IdentityHashMap<int[], Group> recordGroups = new IdentityHashMap<>();
   private final List<Group> retired = new ArrayList<>();
+  private final java.util.BitSet slotsUsed = new java.util.BitSet(SLOTS);
+  private MemorySegment slabHost;
+  private long slabDevice;
   private boolean enabled;
   private Step current;
   private Mode mode = Mode.DIRECT;
@@ -358,7 +366,7 @@ final class StepGraphs implements AutoCloseable {
         Group g = recordGroups.get(values);
         boolean first = g == null || g.count != count || !Arrays.equals(g.current, 0, count, values, 0, count);
         if (first) {
-          g = new Group(count, driver.memAllocHost(4L * Math.max(count, 16)), driver.memAlloc(4L * Math.max(count, 16)));
+          g = newGroup(count);
           s.groups.add(g);
           recordGroups.put(values, g);
           write(g, values);
@@ -397,6 +405,25 @@ final class StepGraphs implements AutoCloseable {
         return 0;
       }
     }
+  }
+
+  /** Buffers for {@code count} ints: a slot of the slabs when one is free and large enough. */
+  private Group newGroup(int count) {
+    long bytes = 4L * count;
+    if (bytes <= SLOT_BYTES) {
+      if (slabHost == null) {
+        slabHost = driver.memAllocHost((long) SLOT_BYTES * SLOTS);
+        slabDevice = driver.memAlloc((long) SLOT_BYTES * SLOTS);
+      }
+      int slot = slotsUsed.nextClearBit(0);
+      if (slot < SLOTS) {
+        slotsUsed.set(slot);
+        long at = (long) slot * SLOT_BYTES;
+        return new Group(count, slabHost.asSlice(at, SLOT_BYTES), slabDevice + at, slot);
+      }
+    }
+    long size = Math.max(bytes, 64);
+    return new Group(count, driver.memAllocHost(size), driver.memAlloc(size), -1);
   }
 
   private static void write(Group g, int[] values) {
@@ -501,8 +528,12 @@ final class StepGraphs implements AutoCloseable {
 
   private void free(List<Group> groups) {
     for (Group g : groups) {
-      driver.memFreeHost(g.host);
-      driver.memFree(g.device);
+      if (g.slot >= 0) {
+        slotsUsed.clear(g.slot);
+      } else {
+        driver.memFreeHost(g.host);
+        driver.memFree(g.device);
+      }
     }
     groups.clear();
   }
@@ -518,6 +549,11 @@ final class StepGraphs implements AutoCloseable {
         destroy(s);
       }
       free(retired);
+      if (slabHost != null) {
+        driver.memFreeHost(slabHost);
+        driver.memFree(slabDevice);
+        slabHost = null;
+      }
     } finally {
       steps.clear();
       current = null;
