@@ -117,7 +117,8 @@ final class CudaBackend implements Backend {
       intStages[i] = new IntStage();
     }
     this.syncEveryOp = "1".equals(System.getenv("MEDTUNE_CUDA_SYNC"));
-    this.steps = new StepGraphs(driver, stream, functions, blas, !"0".equals(System.getenv("MEDTUNE_CUDA_GRAPHS")));
+    this.steps = new StepGraphs(new StepGraphs.Cuda(driver, stream, functions, blas),
+        !"0".equals(System.getenv("MEDTUNE_CUDA_GRAPHS")));
     int driverVersion = driver.driverVersion();
     this.description = String.format("cuda (%s, %s, %d SMs, %.1f GiB, driver %d.%d, cuBLASLt %s, kernels %s)",
         driver.deviceName(device), cubin.arch(), multiprocessors, driver.totalMemory(device) / (double) (1L << 30),

@@ -127,13 +127,178 @@ final class StepGraphs implements AutoCloseable {
     }
   }
 
-  private final Driver driver;
-  private final MemorySegment stream;
-  private final Map<String, MemorySegment> functions;
-  private final CublasLt blas;
-  private final Arena arena = Arena.ofShared();
-  private final MemorySegment paramValues = arena.allocate(8L * 32, 8);
-  private final MemorySegment paramPointers = arena.allocate(ADDRESS, 32);
+  /** The device calls of steps, all on one stream: the CUDA driver and cuBLASLt ({@link Cuda}), or a test's simulation. */
+  interface Device {
+    void launch(Launch l);
+
+    void product(Product p);
+
+    void copyHtoD(long dst, MemorySegment src, long bytes);
+
+    void fill(long dst, int value, long count);
+
+    void beginCapture();
+
+    /** The captured graph; a CudaException when the capture was invalidated (the stream has left capture). */
+    MemorySegment endCapture();
+
+    MemorySegment instantiate(MemorySegment graph);
+
+    void launchGraph(MemorySegment exec);
+
+    void destroyExec(MemorySegment exec);
+
+    void destroyGraph(MemorySegment graph);
+
+    MemorySegment newEvent();
+
+    void record(MemorySegment event);
+
+    void waitFor(MemorySegment event);
+
+    void destroyEvent(MemorySegment event);
+
+    MemorySegment allocHost(long bytes);
+
+    void freeHost(MemorySegment host);
+
+    long alloc(long bytes);
+
+    void free(long pointer);
+
+    void synchronize(String what);
+  }
+
+  /** {@link Device} on the CUDA driver and cuBLASLt, queueing on the backend's stream. */
+  static final class Cuda implements Device {
+    private final Driver driver;
+    private final MemorySegment stream;
+    private final Map<String, MemorySegment> functions;
+    private final CublasLt blas;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment paramValues = arena.allocate(8L * 32, 8);
+    private final MemorySegment paramPointers = arena.allocate(ADDRESS, 32);
+
+    Cuda(Driver driver, MemorySegment stream, Map<String, MemorySegment> functions, CublasLt blas) {
+      this.driver = driver;
+      this.stream = stream;
+      this.functions = functions;
+      this.blas = blas;
+    }
+
+    @Override
+    public void launch(Launch l) {
+      for (int i = 0; i < l.args.length; i++) {
+        long at = 8L * i;
+        switch (l.args[i]) {
+          case Long v -> paramValues.set(JAVA_LONG, at, v);
+          case Integer v -> paramValues.set(JAVA_INT, at, v);
+          case Float v -> paramValues.set(JAVA_FLOAT, at, v);
+          default -> throw new IllegalArgumentException("kernel argument " + l.args[i]);
+        }
+        paramPointers.setAtIndex(ADDRESS, i, paramValues.asSlice(at, 8));
+      }
+      driver.launch(l.kernel, functions.get(l.kernel), l.grid, l.gridY, l.block, l.shared, stream, paramPointers);
+    }
+
+    @Override
+    public void product(Product p) {
+      blas.matmul(stream, p.abType, p.transa, p.transb, p.m, p.n, p.k, p.a, p.lda, p.b, p.ldb, p.d, p.ldd,
+          p.alpha, p.beta);
+    }
+
+    @Override
+    public void copyHtoD(long dst, MemorySegment src, long bytes) {
+      driver.copyHtoDAsync(dst, src, bytes, stream);
+    }
+
+    @Override
+    public void fill(long dst, int value, long count) {
+      driver.memsetD32Async(dst, value, count, stream);
+    }
+
+    @Override
+    public void beginCapture() {
+      // thread-local: the driver refuses allocation and waits from this thread while capturing
+      driver.streamBeginCapture(stream, Driver.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+    }
+
+    @Override
+    public MemorySegment endCapture() {
+      return driver.streamEndCapture(stream);
+    }
+
+    @Override
+    public MemorySegment instantiate(MemorySegment graph) {
+      return driver.graphInstantiate(graph);
+    }
+
+    @Override
+    public void launchGraph(MemorySegment exec) {
+      driver.graphLaunch(exec, stream);
+    }
+
+    @Override
+    public void destroyExec(MemorySegment exec) {
+      driver.graphExecDestroy(exec);
+    }
+
+    @Override
+    public void destroyGraph(MemorySegment graph) {
+      driver.graphDestroy(graph);
+    }
+
+    @Override
+    public MemorySegment newEvent() {
+      return driver.eventCreate();
+    }
+
+    @Override
+    public void record(MemorySegment event) {
+      driver.eventRecord(event, stream);
+    }
+
+    @Override
+    public void waitFor(MemorySegment event) {
+      driver.eventSynchronize(event);
+    }
+
+    @Override
+    public void destroyEvent(MemorySegment event) {
+      driver.eventDestroy(event);
+    }
+
+    @Override
+    public MemorySegment allocHost(long bytes) {
+      return driver.memAllocHost(bytes);
+    }
+
+    @Override
+    public void freeHost(MemorySegment host) {
+      driver.memFreeHost(host);
+    }
+
+    @Override
+    public long alloc(long bytes) {
+      return driver.memAlloc(bytes);
+    }
+
+    @Override
+    public void free(long pointer) {
+      driver.memFree(pointer);
+    }
+
+    @Override
+    public void synchronize(String what) {
+      driver.streamSynchronize(stream, what);
+    }
+
+    void close() {
+      arena.close();
+    }
+  }
+
+  private final Device device;
   private final LinkedHashMap<Object, Step> steps = new LinkedHashMap<>(16, 0.75f, true);
   private final IdentityHashMap<int[], Group> recordGroups = new IdentityHashMap<>();
   private final List<Group> retired = new ArrayList<>();
@@ -151,12 +316,8 @@ final class StepGraphs implements AutoCloseable {
   private String lastFallback;
   private boolean warned;
 
-  StepGraphs(Driver driver, MemorySegment stream, Map<String, MemorySegment> functions, CublasLt blas,
-      boolean enabled) {
-    this.driver = driver;
-    this.stream = stream;
-    this.functions = functions;
-    this.blas = blas;
+  StepGraphs(Device device, boolean enabled) {
+    this.device = device;
     this.enabled = enabled;
   }
 
@@ -195,7 +356,7 @@ final class StepGraphs implements AutoCloseable {
       if (steps.size() >= MAX_STEPS) {
         evictOldest();
       }
-      s = new Step(key, driver.eventCreate());
+      s = new Step(key, device.newEvent());
       steps.put(key, s);
     }
     current = s;
@@ -206,14 +367,14 @@ final class StepGraphs implements AutoCloseable {
     }
     if (s.recorded) {
       // the pinned buffers are rewritten by this step: the previous run must have read them
-      driver.eventSynchronize(s.done);
+      device.waitFor(s.done);
     }
     if (!s.recorded) {
       recordGroups.clear();
       mode = Mode.RECORD;
     } else if (s.exec == null) {
       try {
-        driver.streamBeginCapture(stream, Driver.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+        device.beginCapture();
         mode = Mode.CAPTURE;
       } catch (CudaException e) {
         disable(s, e.getMessage());
@@ -256,14 +417,14 @@ final class StepGraphs implements AutoCloseable {
             if (position != s.ops.size()) {
               fallBack("the step ended after " + position + " of the recorded " + s.ops.size() + " ops");
             } else {
-              driver.graphLaunch(s.exec, stream);
+              device.launchGraph(s.exec);
               replayed++;
             }
           }
           case DIRECT -> { }
         }
       }
-      driver.eventRecord(s.done, stream);
+      device.record(s.done);
     } finally {
       current = null;
       mode = Mode.DIRECT;
@@ -277,7 +438,7 @@ final class StepGraphs implements AutoCloseable {
     }
     MemorySegment graph;
     try {
-      graph = driver.streamEndCapture(stream);
+      graph = device.endCapture();
     } catch (CudaException e) {
       mode = Mode.DIRECT;
       runDirectly(s, s.ops.size());
@@ -286,16 +447,16 @@ final class StepGraphs implements AutoCloseable {
     }
     mode = Mode.DIRECT;
     try {
-      s.exec = driver.graphInstantiate(graph);
+      s.exec = device.instantiate(graph);
       s.graph = graph;
     } catch (CudaException e) {
-      driver.graphDestroy(graph);
+      device.destroyGraph(graph);
       runDirectly(s, s.ops.size());
       disable(s, e.getMessage());
       return;
     }
     captured++;
-    driver.graphLaunch(s.exec, stream);
+    device.launchGraph(s.exec);
   }
 
   // ---------------------------------------------------------------- ops
@@ -412,8 +573,8 @@ final class StepGraphs implements AutoCloseable {
     long bytes = 4L * count;
     if (bytes <= SLOT_BYTES) {
       if (slabHost == null) {
-        slabHost = driver.memAllocHost((long) SLOT_BYTES * SLOTS);
-        slabDevice = driver.memAlloc((long) SLOT_BYTES * SLOTS);
+        slabHost = device.allocHost((long) SLOT_BYTES * SLOTS);
+        slabDevice = device.alloc((long) SLOT_BYTES * SLOTS);
       }
       int slot = slotsUsed.nextClearBit(0);
       if (slot < SLOTS) {
@@ -423,7 +584,7 @@ final class StepGraphs implements AutoCloseable {
       }
     }
     long size = Math.max(bytes, 64);
-    return new Group(count, driver.memAllocHost(size), driver.memAlloc(size), -1);
+    return new Group(count, device.allocHost(size), device.alloc(size), -1);
   }
 
   private static void write(Group g, int[] values) {
@@ -434,28 +595,15 @@ final class StepGraphs implements AutoCloseable {
   /** Queues {@code op} on the stream (captured when the stream is capturing). */
   private void issue(Op op) {
     switch (op) {
-      case Launch l -> {
-        for (int i = 0; i < l.args.length; i++) {
-          long at = 8L * i;
-          switch (l.args[i]) {
-            case Long v -> paramValues.set(JAVA_LONG, at, v);
-            case Integer v -> paramValues.set(JAVA_INT, at, v);
-            case Float v -> paramValues.set(JAVA_FLOAT, at, v);
-            default -> throw new IllegalArgumentException("kernel argument " + l.args[i]);
-          }
-          paramPointers.setAtIndex(ADDRESS, i, paramValues.asSlice(at, 8));
-        }
-        driver.launch(l.kernel, functions.get(l.kernel), l.grid, l.gridY, l.block, l.shared, stream, paramPointers);
-      }
-      case Product p -> blas.matmul(stream, p.abType, p.transa, p.transb, p.m, p.n, p.k, p.a, p.lda, p.b, p.ldb,
-          p.d, p.ldd, p.alpha, p.beta);
+      case Launch l -> device.launch(l);
+      case Product p -> device.product(p);
       case Upload u -> {
         if (u.first) {
           Group g = current.groups.get(u.group);
-          driver.copyHtoDAsync(g.device, g.host, 4L * u.count, stream);
+          device.copyHtoD(g.device, g.host, 4L * u.count);
         }
       }
-      case Fill f -> driver.memsetD32Async(f.dst, f.value, f.count, stream);
+      case Fill f -> device.fill(f.dst, f.value, f.count);
     }
   }
 
@@ -486,9 +634,9 @@ final class StepGraphs implements AutoCloseable {
 
   private void endCaptureQuietly() {
     try {
-      MemorySegment g = driver.streamEndCapture(stream);
+      MemorySegment g = device.endCapture();
       if (!g.equals(MemorySegment.NULL)) {
-        driver.graphDestroy(g);
+        device.destroyGraph(g);
       }
     } catch (CudaException e) {
       // the capture was invalidated; the stream has left capture mode either way
@@ -511,19 +659,19 @@ final class StepGraphs implements AutoCloseable {
     Iterator<Step> it = steps.values().iterator();
     Step s = it.next();
     it.remove();
-    driver.streamSynchronize(stream, "the steps before freeing a CUDA graph");
+    device.synchronize("the steps before freeing a CUDA graph");
     destroy(s);
   }
 
   private void destroy(Step s) {
     if (s.exec != null) {
-      driver.graphExecDestroy(s.exec);
+      device.destroyExec(s.exec);
     }
     if (s.graph != null) {
-      driver.graphDestroy(s.graph);
+      device.destroyGraph(s.graph);
     }
     free(s.groups);
-    driver.eventDestroy(s.done);
+    device.destroyEvent(s.done);
   }
 
   private void free(List<Group> groups) {
@@ -531,8 +679,8 @@ final class StepGraphs implements AutoCloseable {
       if (g.slot >= 0) {
         slotsUsed.clear(g.slot);
       } else {
-        driver.memFreeHost(g.host);
-        driver.memFree(g.device);
+        device.freeHost(g.host);
+        device.free(g.device);
       }
     }
     groups.clear();
@@ -550,15 +698,17 @@ final class StepGraphs implements AutoCloseable {
       }
       free(retired);
       if (slabHost != null) {
-        driver.memFreeHost(slabHost);
-        driver.memFree(slabDevice);
+        device.freeHost(slabHost);
+        device.free(slabDevice);
         slabHost = null;
       }
     } finally {
       steps.clear();
       current = null;
       mode = Mode.DIRECT;
-      arena.close();
+      if (device instanceof Cuda c) {
+        c.close();
+      }
     }
   }
 }
