@@ -4,7 +4,8 @@
 # greedy continuations against transformers), prints the table of checks, then the decode
 # benchmark (llama-3.2-1b shape, bf16). Logs go to $OUT. Prepared here by cuda/prepare-device.sh;
 # the device call carries .device/cuda and .device/jre.tgz and runs:
-#   bash .device/cuda/run-on-gpu.sh [tests|bench|train|attention|all]  (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b")
+#   bash .device/cuda/run-on-gpu.sh [tests|bench|train|attention|all]  (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b",
+#   the default of bench alone; all runs llama-3.2-1b)
 # attention: attention forward + backward alone on the 8B training shape (4 x 2048 rows, 32/8
 # heads of 128), the flash-attention and the tiled kernels in the same run (CudaAttentionBench,
 # under a minute), appending to $OUT/attention-bench.md.
@@ -51,8 +52,11 @@ if [[ $run_tests == 1 && ( $what == all || $what == tests || $what == train ) ]]
   echo "tests exit status: $status"
 fi
 if [[ $what == all || $what == bench ]]; then
-  # BENCH_SHAPES: llama-3.2-1b (2.5 GB) and/or llama-3.1-8b (16 GB, written to /tmp first)
-  for shape in ${BENCH_SHAPES:-llama-3.2-1b}; do
+  # BENCH_SHAPES: llama-3.2-1b (2.5 GB) and/or llama-3.1-8b (16 GB, written to /tmp first); bench
+  # alone takes both by default (about 2-3 minutes: four decode paths each, graphs off/on x host/GPU argmax)
+  default_shapes=llama-3.2-1b
+  [[ $what == bench ]] && default_shapes="llama-3.2-1b llama-3.1-8b"
+  for shape in ${BENCH_SHAPES:-$default_shapes}; do
     java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaDecodeBench "/tmp/medtune-$shape" "$out/bench.md" \
       "${BENCH_TOKENS:-256}" "$(cat "$here/commit" 2>/dev/null || echo unknown)" "$shape" 2>&1 | tee -a "$out/bench.log" \
       || status=1

@@ -534,6 +534,24 @@ final class CpuBackend implements Backend {
     });
   }
 
+  /** {@link Backend#argmaxOf} on each row, in place (no copy); the reference meaning of argmax. */
+  @Override
+  public void argmax(Tensor x, int rows, int dim, int[] out) {
+    CpuTensor xs = (CpuTensor) x;
+    if (xs.dtype != DType.F32) {
+      Backend.super.argmax(x, rows, dim, out);
+      return;
+    }
+    checkRange(xs, 0, (long) rows * dim);
+    if (out.length < rows) {
+      throw new IllegalArgumentException("argmax: " + rows + " rows but the output holds " + out.length);
+    }
+    float[] f = xs.floats();
+    for (int t = 0; t < rows; t++) {
+      out[t] = Backend.argmaxOf(f, (int) xs.offset + t * dim, dim);
+    }
+  }
+
   // ---------------------------------------------------------------- training
 
   @Override

@@ -40,7 +40,8 @@ final class CudaBackend implements Backend {
       "attention_backward_dkv", "swiglu_backward", "cross_entropy_forward", "dropout_forward",
       "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled",
       "flash_attention_forward_64", "flash_attention_forward_128", "flash_attention_d", "flash_attention_dq_64",
-      "flash_attention_dq_128", "flash_attention_dkv_64", "flash_attention_dkv_128", "squared_norm_many"};
+      "flash_attention_dq_128", "flash_attention_dkv_64", "flash_attention_dkv_128", "squared_norm_many",
+      "argmax_rows"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
   private static final int TQ = 16;
@@ -65,6 +66,7 @@ final class CudaBackend implements Backend {
   private final boolean syncEveryOp;
   private final boolean tensorCores;      // compute capability 8.0 or later: bf16 mma.sync
   private boolean flashAttention;         // MEDTUNE_CUDA_ATTENTION: flash (default) or tiled
+  private final StepGraphs steps;
 
   private final Arena arena = Arena.ofShared();
   private final MemorySegment paramValues = arena.allocate(8L * 24, 8);
@@ -140,6 +142,8 @@ final class CudaBackend implements Backend {
     }
     this.tf32Supported = major >= 8; // trainspeed: TF32 tensor cores from Ampere on
     blas.tf32(tf32Supported && !"0".equals(System.getenv("MEDTUNE_CUDA_TF32")));
+    this.steps = new StepGraphs(new StepGraphs.Cuda(driver, stream, functions, blas),
+        !"0".equals(System.getenv("MEDTUNE_CUDA_GRAPHS")));
     int driverVersion = driver.driverVersion();
     this.description = String.format("cuda (%s, %s, %d SMs, %.1f GiB, driver %d.%d, cuBLASLt %s, float32 products %s, kernels %s)",
         driver.deviceName(device), cubin.arch(), multiprocessors, driver.totalMemory(device) / (double) (1L << 30),
@@ -195,6 +199,7 @@ final class CudaBackend implements Backend {
    */
   void profile(boolean on) {
     enter();
+    steps.leave("profile");
     driver.streamSynchronize(stream, "the queued ops");
     profiling = on;
     profileMark = System.nanoTime();
@@ -234,6 +239,7 @@ final class CudaBackend implements Backend {
   @Override
   public Tensor allocate(long... shape) {
     enter();
+    steps.leave("allocate");
     long n = 1;
     for (long d : shape) {
       if (d <= 0) {
@@ -249,6 +255,7 @@ final class CudaBackend implements Backend {
   @Override
   public Tensor weight(TensorInfo info) {
     enter();
+    steps.leave("weight");
     long expected = info.elementCount() * info.dtype().byteSize();
     if (info.data().byteSize() != expected) {
       throw new IllegalArgumentException("tensor " + info.name() + ": " + info.data().byteSize()
@@ -310,6 +317,7 @@ final class CudaBackend implements Backend {
   @Override
   public void copyFromHost(float[] src, Tensor dst, long offset) {
     enter();
+    steps.leave("copyFromHost");
     CudaTensor d = f32(dst, "copyFromHost", "the destination");
     checkRange(d, offset, src.length, "copyFromHost");
     long bytes = 4L * src.length;
@@ -326,6 +334,7 @@ final class CudaBackend implements Backend {
   @Override
   public void copyToHost(Tensor src, long offset, float[] dst, int count) {
     enter();
+    steps.leave("copyToHost");
     CudaTensor s = (CudaTensor) src;
     checkRange(s, offset, count, "copyToHost");
     long bytes = 4L * count;
@@ -353,6 +362,12 @@ final class CudaBackend implements Backend {
   private long ints(int[] values, int count, String op) {
     if (values.length < count) {
       throw new IllegalArgumentException(op + ": " + count + " rows but only " + values.length + " ids");
+    }
+    if (steps.active()) {
+      long p = steps.ints(values, count);
+      if (p != 0) {
+        return p;
+      }
     }
     useClock++;
     IntStage lru = intStages[0];
@@ -418,6 +433,11 @@ final class CudaBackend implements Backend {
     if (grid <= 0 || gridY <= 0) {
       return;
     }
+    if (steps.active()) {
+      steps.launch(kernel, grid, gridY, block, sharedBytes, args);
+      castValid = false;
+      return;
+    }
     for (int i = 0; i < args.length; i++) {
       long at = 8L * i;
       switch (args[i]) {
@@ -455,6 +475,7 @@ final class CudaBackend implements Backend {
       if (!(castValid && castSource == aPtr && castCount == count && castDtype == bt.dtype)) {
         long bytes = 2L * count;
         if (scratch16Bytes < bytes) {
+          steps.leave("growing the 16-bit operand buffer");
           driver.streamSynchronize(stream, null);
           deviceFree(scratch16);
           scratch16Bytes = Math.max(bytes, 1L << 20);
@@ -475,8 +496,13 @@ final class CudaBackend implements Backend {
       castValid = false;
     }
     // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B comes first
-    blas.matmul(stream, CublasLt.dataType(bt.dtype), transB, transA, n, m, k,
-        bt.address(), transB ? k : n, aPtr, transA ? m : k, ct.address(), n, alpha, beta);
+    if (steps.active()) {
+      steps.product(new StepGraphs.Product(CublasLt.dataType(bt.dtype), transB, transA, n, m, k,
+          bt.address(), transB ? k : n, aPtr, transA ? m : k, ct.address(), n, alpha, beta));
+    } else {
+      blas.matmul(stream, CublasLt.dataType(bt.dtype), transB, transA, n, m, k,
+          bt.address(), transB ? k : n, aPtr, transA ? m : k, ct.address(), n, alpha, beta);
+    }
     after(profiling ? String.format("matmul %s%s%s%s %dx%dx%d", bt.dtype, bt.dtype == DType.F32 && blas.tf32() ? " (TF32)" : "",
         transA ? " A^T" : "", transB ? " B^T" : "", m, n, k) : "matmul");
   }
@@ -917,7 +943,11 @@ final class CudaBackend implements Backend {
     CudaTensor c = f32(t, "zero", "t");
     checkRange(c, 0, count, "zero");
     if (count > 0) {
-      driver.memsetD32Async(c.address(), 0, count, stream);
+      if (steps.active()) {
+        steps.fill(c.address(), 0, count);
+      } else {
+        driver.memsetD32Async(c.address(), 0, count, stream);
+      }
       castValid = false;
       after("zero");
     }
@@ -936,6 +966,7 @@ final class CudaBackend implements Backend {
   @Override
   public double squaredNorm(Tensor t, long count) {
     enter();
+    steps.leave("squaredNorm");
     CudaTensor c = f32(t, "squaredNorm", "t");
     checkRange(c, 0, count, "squaredNorm");
     if (normResult == 0) {
@@ -1069,9 +1100,83 @@ final class CudaBackend implements Backend {
         count, decay, oneMinusBeta1, beta2, oneMinusBeta2, stepSize, bc2Sqrt, eps);
   }
 
+  // ---------------------------------------------------------------- steps (CUDA graphs) and argmax
+
+  /**
+   * A step of ops that repeats with the same arguments except the contents of host int arrays
+   * (a decode step): recorded the first time, captured into a CUDA graph the second, replayed
+   * with one launch after that ({@link StepGraphs}). Off with {@code MEDTUNE_CUDA_GRAPHS=0}, and
+   * while {@code MEDTUNE_CUDA_SYNC=1} or a profile waits after every op.
+   */
+  @Override
+  public void beginStep(Object key) {
+    enter();
+    if (syncEveryOp || profiling) {
+      return;
+    }
+    steps.begin(key);
+    castValid = false; // the step's cast decisions must not depend on what ran before it
+  }
+
+  @Override
+  public void endStep(boolean completed) {
+    enter();
+    steps.end(completed);
+  }
+
+  /** Turns CUDA graphs for steps on or off (tests and benchmarks compare the two); not inside a step. */
+  void cudaGraphs(boolean on) {
+    steps.enable(on);
+  }
+
+  /** Steps recorded, captured, replayed and fallen back so far. */
+  StepGraphs.Stats graphStats() {
+    return steps.stats();
+  }
+
+  private long argmaxResult;       // device, int per row
+  private long argmaxResultBytes;
+
+  /**
+   * {@code argmax_rows} (argmax.cu), one block per row, then the {@code rows} ints to the host:
+   * the lowest index of the largest value, NaN passed over, as {@link Backend#argmaxOf}.
+   */
+  @Override
+  public void argmax(Tensor x, int rows, int dim, int[] out) {
+    enter();
+    steps.leave("argmax");
+    CudaTensor xs = f32(x, "argmax", "x");
+    if (rows < 0 || dim < 1) {
+      throw new IllegalArgumentException("argmax: " + rows + " rows of " + dim + " values");
+    }
+    checkRange(xs, 0, (long) rows * dim, "argmax x");
+    if (out.length < rows) {
+      throw new IllegalArgumentException("argmax: " + rows + " rows but the output holds " + out.length);
+    }
+    if (rows == 0) {
+      return;
+    }
+    long bytes = 4L * rows;
+    if (argmaxResultBytes < bytes) {
+      driver.streamSynchronize(stream, null);
+      deviceFree(argmaxResult);
+      argmaxResultBytes = Math.max(bytes, 256);
+      argmaxResult = deviceAlloc(argmaxResultBytes);
+    }
+    launch("argmax_rows", rows, 1024, 0, argmaxResult, xs.address(), dim);
+    MemorySegment stage = hostStage(bytes);
+    driver.copyDtoHAsync(stage, argmaxResult, bytes, stream);
+    driver.streamSynchronize(stream, "argmax");
+    if (profiling) {
+      mark("argmax (with the wait for the ops before)");
+    }
+    MemorySegment.copy(stage, JAVA_INT, 0, out, 0, rows);
+  }
+
   @Override
   public void synchronize() {
     enter();
+    steps.leave("synchronize");
     driver.streamSynchronize(stream, "the queued ops");
   }
 
@@ -1084,6 +1189,7 @@ final class CudaBackend implements Backend {
   /** Bytes per second of a device-to-device copy of {@code bytes}, {@code repeats} times (benchmarks). */
   double copyBandwidth(long bytes, int repeats) {
     enter();
+    steps.leave("copyBandwidth");
     long src = deviceAlloc(bytes);
     long dst = deviceAlloc(bytes);
     try {
@@ -1117,6 +1223,7 @@ final class CudaBackend implements Backend {
       first = e;
     }
     try {
+      steps.close();
       blas.close();
       for (IntStage s : intStages) {
         if (s.host != null) {

@@ -26,6 +26,7 @@ final class Driver {
   static final int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
   static final int CU_STREAM_NON_BLOCKING = 1;
   static final int CU_EVENT_DISABLE_TIMING = 2;
+  static final int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 
   private static Driver instance;
   private static CudaException loadFailure;
@@ -64,6 +65,12 @@ final class Driver {
   private final MethodHandle cuEventRecord;
   private final MethodHandle cuEventSynchronize;
   private final MethodHandle cuEventDestroy;
+  private final MethodHandle cuStreamBeginCapture;
+  private final MethodHandle cuStreamEndCapture;
+  private final MethodHandle cuGraphInstantiateWithFlags;
+  private final MethodHandle cuGraphLaunch;
+  private final MethodHandle cuGraphExecDestroy;
+  private final MethodHandle cuGraphDestroy;
 
   private Driver(NativeLibraries.Library lib) {
     this.lib = lib;
@@ -107,6 +114,13 @@ final class Driver {
     cuEventRecord = lib.function("cuEventRecord", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
     cuEventSynchronize = lib.function("cuEventSynchronize", iA);
     cuEventDestroy = lib.function("cuEventDestroy_v2", iA);
+    cuStreamBeginCapture = lib.function("cuStreamBeginCapture_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    cuStreamEndCapture = lib.function("cuStreamEndCapture", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+    cuGraphInstantiateWithFlags = lib.function("cuGraphInstantiateWithFlags",
+        FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG));
+    cuGraphLaunch = lib.function("cuGraphLaunch", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+    cuGraphExecDestroy = lib.function("cuGraphExecDestroy", iA);
+    cuGraphDestroy = lib.function("cuGraphDestroy", iA);
   }
 
   /** The driver, loaded and initialised once per process ({@code cuInit(0)}). */
@@ -327,6 +341,75 @@ final class Driver {
       check("cuEventDestroy_v2", (int) cuEventDestroy.invokeExact(event));
     } catch (Throwable t) {
       throw wrap("cuEventDestroy_v2", t);
+    }
+  }
+
+  // ---------------------------------------------------------------- graphs (stream capture)
+
+  /**
+   * Starts capturing {@code stream} into a graph: the work queued on it is recorded, not run,
+   * until {@link #streamEndCapture}. {@code mode} is a {@code CUstreamCaptureMode}; thread-local
+   * makes the driver refuse unsafe calls (allocation, synchronisation) from this thread meanwhile.
+   */
+  void streamBeginCapture(MemorySegment stream, int mode) {
+    try {
+      check("cuStreamBeginCapture_v2", (int) cuStreamBeginCapture.invokeExact(stream, mode));
+    } catch (Throwable t) {
+      throw wrap("cuStreamBeginCapture_v2", t);
+    }
+  }
+
+  /** Ends the capture and returns the graph (a {@code CUgraph}); fails when the capture was invalidated. */
+  MemorySegment streamEndCapture(MemorySegment stream) {
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment v = a.allocate(ADDRESS);
+      int r = (int) cuStreamEndCapture.invokeExact(stream, v);
+      MemorySegment graph = v.get(ADDRESS, 0);
+      if (r != 0) {
+        if (!graph.equals(MemorySegment.NULL)) {
+          int ignored = (int) cuGraphDestroy.invokeExact(graph);
+        }
+        check("cuStreamEndCapture", r);
+      }
+      return graph;
+    } catch (Throwable t) {
+      throw wrap("cuStreamEndCapture", t);
+    }
+  }
+
+  /** An executable graph ({@code CUgraphExec}) of {@code graph}. */
+  MemorySegment graphInstantiate(MemorySegment graph) {
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment v = a.allocate(ADDRESS);
+      check("cuGraphInstantiateWithFlags", (int) cuGraphInstantiateWithFlags.invokeExact(v, graph, 0L));
+      return v.get(ADDRESS, 0);
+    } catch (Throwable t) {
+      throw wrap("cuGraphInstantiateWithFlags", t);
+    }
+  }
+
+  /** Queues the whole graph on {@code stream}, in the order it was captured. */
+  void graphLaunch(MemorySegment exec, MemorySegment stream) {
+    try {
+      check("cuGraphLaunch", (int) cuGraphLaunch.invokeExact(exec, stream));
+    } catch (Throwable t) {
+      throw wrap("cuGraphLaunch", t);
+    }
+  }
+
+  void graphExecDestroy(MemorySegment exec) {
+    try {
+      check("cuGraphExecDestroy", (int) cuGraphExecDestroy.invokeExact(exec));
+    } catch (Throwable t) {
+      throw wrap("cuGraphExecDestroy", t);
+    }
+  }
+
+  void graphDestroy(MemorySegment graph) {
+    try {
+      check("cuGraphDestroy", (int) cuGraphDestroy.invokeExact(graph));
+    } catch (Throwable t) {
+      throw wrap("cuGraphDestroy", t);
     }
   }
 

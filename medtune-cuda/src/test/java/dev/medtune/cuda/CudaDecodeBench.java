@@ -30,6 +30,12 @@ import java.util.Random;
  * {@code bytes per token / bandwidth} is the floor. The CPU backend decodes a few tokens of the
  * same model as the same-run baseline.
  *
+ * <p>Four decode paths in the same run, each a warm-up then the median of 3: the decode step op by
+ * op or as a CUDA graph ({@code CudaBackend.cudaGraphs}), and greedy picking on the host (the
+ * logits row copied, {@code Sampler}) or on the GPU ({@code argmax_rows}, one int back). The
+ * first (graphs off, host sampling) is the previous version and the baseline of the ratios; all
+ * four must produce the same tokens (checked and printed).
+ *
  * <p>Usage: {@code CudaDecodeBench <work dir> <results file> [new tokens] [commit] [shape]}, shape
  * {@code llama-3.2-1b} (default) or {@code llama-3.1-8b} (16 GB, untied head); the results file
  * gets markdown lines for bench/RESULTS.md. Run by {@code cuda/run-on-gpu.sh}.
@@ -71,25 +77,42 @@ public final class CudaDecodeBench {
       Llama model = new Llama(ckpt, cuda, 64, 1, 1024);
       System.out.printf("uploaded the weights in %.1f s; %s%n", (System.nanoTime() - t0) / 1e9, cuda.description());
       Generator gen = new Generator(model, model.newCache(1));
-      gen.generate(prompt, Sampler.Params.greedy(), 16, (p, t, eos) -> {}); // warm-up: plans, module
-      double best = 0;
-      double median;
-      List<Double> runs = new ArrayList<>();
-      for (int r = 0; r < 3; r++) {
-        Generator.Result res = gen.generate(prompt, Sampler.Params.greedy(), newTokens, (p, t, eos) -> {});
-        runs.add(res.decodeTokensPerSecond());
-        best = Math.max(best, res.decodeTokensPerSecond());
-        System.out.printf("run %d: %d tokens decoded, %.1f tokens/s; prefill %.0f tokens/s%n", r,
-            res.decodeTokens(), res.decodeTokensPerSecond(), res.prefillTokensPerSecond());
+      String[] paths = {"graphs off, host sampling", "graphs off, GPU argmax", "graphs on, host sampling",
+          "graphs on, GPU argmax"};
+      double[] medians = new double[paths.length];
+      List<int[]> first = null;
+      boolean sameTokens = true;
+      for (int c = 0; c < paths.length; c++) {
+        cuda.cudaGraphs(c >= 2);
+        gen.greedyOnDevice(c % 2 == 1);
+        StepGraphs.Stats before = cuda.graphStats();
+        gen.generate(prompt, Sampler.Params.greedy(), 16, (p, t, eos) -> {}); // warm-up: plans, module, graph
+        List<Double> runs = new ArrayList<>();
+        for (int r = 0; r < 3; r++) {
+          Generator.Result res = gen.generate(prompt, Sampler.Params.greedy(), newTokens, (p, t, eos) -> {});
+          runs.add(res.decodeTokensPerSecond());
+          System.out.printf("%s, run %d: %d tokens decoded, %.1f tokens/s; prefill %.0f tokens/s%n", paths[c], r,
+              res.decodeTokens(), res.decodeTokensPerSecond(), res.prefillTokensPerSecond());
+          if (first == null) {
+            first = res.tokens();
+          } else {
+            sameTokens &= java.util.Arrays.equals(first.get(0), res.tokens().get(0));
+          }
+        }
+        runs.sort(null);
+        medians[c] = runs.get(1);
+        StepGraphs.Stats after = cuda.graphStats();
+        System.out.printf("%s: median %.1f tokens/s; graphs: %d recorded, %d captured, %d replayed, %d fallbacks%s%n",
+            paths[c], medians[c], after.recorded() - before.recorded(), after.captured() - before.captured(),
+            after.replayed() - before.replayed(), after.fallbacks() - before.fallbacks(),
+            after.fallbacks() > before.fallbacks() ? " (" + after.lastFallback() + ")" : "");
       }
-      runs.sort(null);
-      median = runs.get(1);
+      System.out.println("the four paths produced " + (sameTokens ? "the same tokens" : "DIFFERENT TOKENS"));
       // bytes a decode step must read: every weight but the embedding table, of which one row is
       // read; a tied table is read whole as lm_head
       long embed = (long) config.vocabSize() * config.hiddenSize() * 2;
       long perToken = config.tieWordEmbeddings() ? weightBytes : weightBytes - embed;
       double floorTps = bandwidth / perToken;
-      double achieved = median * perToken;
 
       double cpuTps;
       try (Backend cpu = CpuBackendProvider.create(Runtime.getRuntime().availableProcessors())) {
@@ -99,15 +122,18 @@ public final class CudaDecodeBench {
         cpuGen.generate(prompt, Sampler.Params.greedy(), 2, (p, t, eos) -> {});
         cpuTps = cpuGen.generate(prompt, Sampler.Params.greedy(), cpuTokens, (p, t, eos) -> {}).decodeTokensPerSecond();
       }
-      String head = "| date | card | commit | model | decode tokens/s (median of 3, " + newTokens
-          + " tokens) | GB/s of weights read | copy bandwidth GB/s (same run) | fraction | bandwidth floor tokens/s | CPU backend, same run, "
+      String head = "| date | card | commit | model | decode path | decode tokens/s (median of 3, " + newTokens
+          + " tokens) | ms/token | x graphs off + host sampling (same run) | GB/s of weights read | copy bandwidth GB/s (same run) | fraction | bandwidth floor tokens/s | CPU backend, same run, "
           + Runtime.getRuntime().availableProcessors() + " threads |";
-      String line = String.format("| %s | %s | %s | %s shape, bf16, batch 1, float32 activations | %.1f | %.0f | %.0f | %.1f%% | %.0f | %.2f tokens/s (GPU %.0fx) |",
-          Instant.now().toString().substring(0, 10), card, commit, shape, median, achieved / 1e9, bandwidth / 1e9,
-          100 * achieved / bandwidth, floorTps, cpuTps, median / cpuTps);
       lines.add(head);
-      lines.add("|---|---|---|---|---|---|---|---|---|---|");
-      lines.add(line);
+      lines.add("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+      for (int c = 0; c < paths.length; c++) {
+        double achieved = medians[c] * perToken;
+        lines.add(String.format("| %s | %s | %s | %s shape, bf16, batch 1, float32 activations | %s%s | %.1f | %.2f | %.2fx | %.0f | %.0f | %.1f%% | %.0f | %.2f tokens/s (GPU %.0fx) |",
+            Instant.now().toString().substring(0, 10), card, commit, shape, paths[c],
+            sameTokens ? "" : " (TOKENS DIFFER between paths)", medians[c], 1000 / medians[c], medians[c] / medians[0],
+            achieved / 1e9, bandwidth / 1e9, 100 * achieved / bandwidth, floorTps, cpuTps, medians[c] / cpuTps));
+      }
     }
     for (String l : lines) {
       System.out.println(l);

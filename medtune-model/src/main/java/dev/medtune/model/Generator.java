@@ -10,6 +10,10 @@ import java.util.List;
  * runs one token per unfinished prompt per pass against the {@link KvCache}. Each prompt stops at
  * any EOS id of the config or after {@code maxNewTokens}; every produced token is handed to the
  * listener as soon as it is sampled (the EOS too, so callers see why a sequence ended).
+ *
+ * <p>Greedy decoding without a repetition penalty picks the tokens where the logits are
+ * ({@link Llama#forwardArgmax}: an int per prompt comes back, not 128,256 logits); the choice is
+ * the host {@link Sampler}'s (the same {@code argmaxOf}). Other sampling copies the logits.
  */
 public final class Generator {
 
@@ -42,11 +46,20 @@ public final class Generator {
 
   private final Llama model;
   private final KvCache cache;
+  private boolean greedyOnDevice = true;
 
   /** Generates with {@code model} using {@code cache} (one slot per prompt of a batch). */
   public Generator(Llama model, KvCache cache) {
     this.model = model;
     this.cache = cache;
+  }
+
+  /**
+   * Whether greedy decoding (without a repetition penalty) picks tokens on the backend (the
+   * default) or copies the logits to the host sampler; benchmarks compare the two.
+   */
+  public void greedyOnDevice(boolean on) {
+    greedyOnDevice = on;
   }
 
   /**
@@ -95,7 +108,9 @@ public final class Generator {
     int[] positions = new int[maxRows];
     int[] logitRows = new int[n];
     int[] logitSeq = new int[n];
-    float[] logits = new float[n * vocab];
+    boolean onDevice = greedyOnDevice && params.temperature() == 0 && params.repetitionPenalty() == 1;
+    float[] logits = onDevice ? null : new float[n * vocab];
+    int[] picked = new int[n];
     int[][] history = new int[n][];
     int[] length = new int[n];
     Sampler[] samplers = new Sampler[n];
@@ -136,11 +151,11 @@ public final class Generator {
         }
         rows++;
       }
-      model.forward(tokens, slots, positions, rows, cache, logitRows, logitCount, logits);
+      pass(tokens, slots, positions, rows, logitRows, logitCount, onDevice, logits, picked);
       prefillTokens += rows;
       for (int i = 0; i < logitCount; i++) {
-        accept(logitSeq[i], logits, i * vocab, samplers, history, length, produced, producedCount,
-            done, maxNewTokens, config, listener);
+        accept(logitSeq[i], onDevice, picked[i], logits, i * vocab, samplers, history, length, produced,
+            producedCount, done, maxNewTokens, config, listener);
       }
     }
     long prefillNanos = System.nanoTime() - t0;
@@ -163,11 +178,11 @@ public final class Generator {
       if (rows == 0) {
         break;
       }
-      model.forward(tokens, slots, positions, rows, cache, logitRows, rows, logits);
+      pass(tokens, slots, positions, rows, logitRows, rows, onDevice, logits, picked);
       decodeTokens += rows;
       for (int i = 0; i < rows; i++) {
-        accept(logitSeq[i], logits, i * vocab, samplers, history, length, produced, producedCount,
-            done, maxNewTokens, config, listener);
+        accept(logitSeq[i], onDevice, picked[i], logits, i * vocab, samplers, history, length, produced,
+            producedCount, done, maxNewTokens, config, listener);
       }
     }
     long decodeNanos = System.nanoTime() - t1;
@@ -179,10 +194,20 @@ public final class Generator {
     return new Result(out, prefillTokens, prefillNanos, decodeTokens, decodeNanos);
   }
 
-  private static void accept(int p, float[] logits, int offset, Sampler[] samplers, int[][] history,
-      int[] length, List<int[]> produced, int[] producedCount, boolean[] done, int maxNewTokens,
-      LlamaConfig config, Listener listener) {
-    int token = samplers[p].sample(logits, offset, history[p], length[p]);
+  /** One forward pass: the greedy picks into {@code picked} on the device, or the logits to the host. */
+  private void pass(int[] tokens, int[] slots, int[] positions, int rows, int[] logitRows, int logitCount,
+      boolean onDevice, float[] logits, int[] picked) {
+    if (onDevice) {
+      model.forwardArgmax(tokens, slots, positions, rows, cache, logitRows, logitCount, picked);
+    } else {
+      model.forward(tokens, slots, positions, rows, cache, logitRows, logitCount, logits);
+    }
+  }
+
+  private static void accept(int p, boolean onDevice, int pickedToken, float[] logits, int offset,
+      Sampler[] samplers, int[][] history, int[] length, List<int[]> produced, int[] producedCount,
+      boolean[] done, int maxNewTokens, LlamaConfig config, Listener listener) {
+    int token = onDevice ? pickedToken : samplers[p].sample(logits, offset, history[p], length[p]);
     history[p][length[p]++] = token;
     produced.get(p)[producedCount[p]++] = token;
     boolean eos = config.isEos(token);

@@ -2,6 +2,7 @@ package dev.medtune.model;
 
 import dev.medtune.model.backend.Backend;
 import dev.medtune.model.backend.Tensor;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The keys and values of every layer for {@code slots} sequences of up to {@code maxLength}
@@ -11,12 +12,15 @@ import dev.medtune.model.backend.Tensor;
  */
 public final class KvCache {
 
+  private static final AtomicLong IDS = new AtomicLong();
+
   private final Backend backend;
   private final Tensor[] keys;
   private final Tensor[] values;
   private final int slots;
   private final int maxLength;
   private final int kvDim;
+  private final long id = IDS.incrementAndGet();
 
   public KvCache(Backend backend, LlamaConfig config, int slots, int maxLength) {
     if (maxLength > config.maxPositionEmbeddings()) {
@@ -68,6 +72,11 @@ public final class KvCache {
   /** Positions per slot. */
   public int maxLength() {
     return maxLength;
+  }
+
+  /** Unique per cache in this process: part of a decode step's key (a new cache has new buffers). */
+  long id() {
+    return id;
   }
 
   Tensor keys(int layer) {

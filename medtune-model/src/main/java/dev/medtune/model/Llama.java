@@ -2,6 +2,7 @@ package dev.medtune.model;
 
 import dev.medtune.model.backend.Backend;
 import dev.medtune.model.backend.Tensor;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The Llama 3.x decoder (Touvron et al. 2023; Grattafiori et al. 2024, arXiv:2407.21783) written
@@ -14,8 +15,21 @@ import dev.medtune.model.backend.Tensor;
  * {@code slots[t]}. Prefill passes a whole prompt (or several) at once; decode passes one token
  * per sequence. The activation buffers are planned once ({@link #Llama}) for {@code maxRows}
  * tokens per call and reused, so generating allocates nothing per token.
+ *
+ * <p>A pass of up to {@link #STEP_MAX_ROWS} rows (decode) is one backend step
+ * ({@link Backend#beginStep}): its ops and arguments are fixed by the model, the cache, the row
+ * count and the logit row count (the step's key), only the host int arrays change from token to
+ * token, so a GPU backend replays it as one graph. Copies to the host come after the step.
  */
 public final class Llama {
+
+  /** Passes of up to this many rows run as steps (decode of a batch); longer ones (prefill) op by op. */
+  public static final int STEP_MAX_ROWS = 16;
+
+  private static final AtomicLong IDS = new AtomicLong();
+
+  /** What fixes a step's ops: this model's buffers, the cache's, the row counts, the tail op. */
+  private record StepKey(long model, long cache, int rows, int logitCount, boolean logprobs) {}
 
   /** One decoder block's weights, named as in the checkpoint ({@code model.layers.N.*}). */
   private record Layer(
@@ -48,6 +62,7 @@ public final class Llama {
   private final Tensor logits;   // [maxLogitRows, vocab]
   private final Tensor losses;   // [maxLogitRows]: -log p(target) of forwardLogprobs
   private final Tensor ropeTable;
+  private final long id = IDS.incrementAndGet();
 
   /**
    * Wraps the checkpoint's weights for {@code backend} (no copy on the CPU) and plans the
@@ -145,7 +160,7 @@ public final class Llama {
    */
   public void forward(int[] tokens, int[] slots, int[] positions, int rows, KvCache cache,
       int[] logitRows, int logitCount, float[] logitsOut) {
-    if (!run(tokens, slots, positions, rows, cache, logitRows, logitCount)) {
+    if (!run(tokens, slots, positions, rows, cache, logitRows, logitCount, null)) {
       return;
     }
     long need = (long) logitCount * config.vocabSize();
@@ -164,20 +179,39 @@ public final class Llama {
    */
   public void forwardLogprobs(int[] tokens, int[] slots, int[] positions, int rows, KvCache cache,
       int[] logitRows, int logitCount, int[] targets, float[] logprobsOut) {
-    if (!run(tokens, slots, positions, rows, cache, logitRows, logitCount)) {
+    if (!run(tokens, slots, positions, rows, cache, logitRows, logitCount, targets)) {
       return;
     }
-    // gradScale 0: the logits buffer is overwritten with zeros, which inference never reads
-    backend.crossEntropyForward(losses, logits, targets, -1, logitCount, config.vocabSize(), 0f);
     backend.copyToHost(losses, 0, logprobsOut, logitCount);
     for (int i = 0; i < logitCount; i++) {
       logprobsOut[i] = -logprobsOut[i];
     }
   }
 
-  /** The forward pass up to the logits of the listed rows (left on the device); false when none. */
+  /**
+   * As {@link #forward}, but only the greedy pick of each listed row comes back:
+   * {@code argmaxOut[i]} is the index of the largest logit of row {@code logitRows[i]}, the lowest
+   * among equals ({@link Backend#argmax}, where the logits are; 4 bytes a row to the host instead
+   * of a row of logits).
+   */
+  public void forwardArgmax(int[] tokens, int[] slots, int[] positions, int rows, KvCache cache,
+      int[] logitRows, int logitCount, int[] argmaxOut) {
+    if (argmaxOut.length < logitCount) {
+      throw new IllegalArgumentException("argmaxOut holds " + argmaxOut.length + " ints, "
+          + logitCount + " rows need as many");
+    }
+    if (!run(tokens, slots, positions, rows, cache, logitRows, logitCount, null)) {
+      return;
+    }
+    backend.argmax(logits, logitCount, config.vocabSize(), argmaxOut);
+  }
+
+  /**
+   * The forward pass up to the logits of the listed rows (left on the device), then, with
+   * {@code targets}, their losses; false when no row has logits. Decode-sized passes are one step.
+   */
   private boolean run(int[] tokens, int[] slots, int[] positions, int rows, KvCache cache,
-      int[] logitRows, int logitCount) {
+      int[] logitRows, int logitCount, int[] targets) {
     if (rows < 1 || rows > maxRows) {
       throw new IllegalArgumentException("a forward pass takes 1 to " + maxRows + " tokens, got " + rows);
     }
@@ -188,6 +222,28 @@ public final class Llama {
       throw new IllegalArgumentException("the KV cache holds " + cache.maxLength()
           + " positions, the model was planned for " + maxLength);
     }
+    boolean step = rows <= STEP_MAX_ROWS;
+    if (step) {
+      backend.beginStep(new StepKey(id, cache.id(), rows, logitCount, targets != null));
+    }
+    boolean completed = false;
+    try {
+      boolean any = layers(tokens, slots, positions, rows, cache, logitRows, logitCount);
+      if (any && targets != null) {
+        // gradScale 0: the logits buffer is overwritten with zeros, which inference never reads
+        backend.crossEntropyForward(losses, logits, targets, -1, logitCount, config.vocabSize(), 0f);
+      }
+      completed = true;
+      return any;
+    } finally {
+      if (step) {
+        backend.endStep(completed);
+      }
+    }
+  }
+
+  private boolean layers(int[] tokens, int[] slots, int[] positions, int rows, KvCache cache,
+      int[] logitRows, int logitCount) {
     LlamaConfig c = config;
     int h = c.hiddenSize();
     int heads = c.numHeads();

@@ -1,5 +1,6 @@
 package dev.medtune.model;
 
+import dev.medtune.model.backend.Backend;
 import java.util.Arrays;
 import java.util.Random;
 
@@ -10,7 +11,8 @@ import java.util.Random;
  * when positive, multiplied when negative), then temperature, top-k, top-p (nucleus sampling,
  * Holtzman et al. 2019, arXiv:1904.09751: the smallest set of most likely tokens whose probability
  * reaches {@code topP}), then a draw. Temperature 0 is greedy: the first maximal logit after the
- * penalty, as {@code torch.argmax}.
+ * penalty, as {@code torch.argmax}
+ * (NaN passed over: {@link Backend#argmaxOf}).
  */
 public final class Sampler {
 
@@ -143,13 +145,8 @@ public final class Sampler {
     return (int) (0xffffffffL - (keys[vocab - 1 - rank] & 0xffffffffL));
   }
 
+  /** The first maximum, NaN passed over ({@link Backend#argmaxOf}, what every backend's argmax means). */
   static int argmax(float[] scores) {
-    int best = 0;
-    for (int i = 1; i < scores.length; i++) {
-      if (scores[i] > scores[best]) {
-        best = i;
-      }
-    }
-    return best;
+    return Backend.argmaxOf(scores, 0, scores.length);
   }
 }

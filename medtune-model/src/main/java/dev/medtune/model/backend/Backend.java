@@ -282,6 +282,61 @@ public interface Backend extends AutoCloseable {
       float decay, float oneMinusBeta1, float beta2, float oneMinusBeta2, float stepSize,
       float bc2Sqrt, float eps);
 
+  // ---------------------------------------------------------------- steps and sampling
+
+  /**
+   * Starts a step: the ops until {@link #endStep} form a unit that repeats with the same ops and
+   * the same arguments (tensors, sizes, scalars), only the contents of the host {@code int[]}
+   * arguments (tokens, slots, positions) changing, as a decode step does. {@code key} (compared
+   * with {@code equals}) names the step: equal keys promise equal ops. A backend may record the
+   * step and replay it (CUDA: a graph, one launch instead of hundreds); it must give the results
+   * of running the ops one by one, and checks that a replayed step really is the same (falling
+   * back to running the ops otherwise). Between the two calls: only ops, no copies to or from the
+   * host, no allocation, no {@link #synchronize}. Steps do not nest. The CPU backend ignores them.
+   */
+  default void beginStep(Object key) {}
+
+  /**
+   * Ends the step begun by {@link #beginStep}; {@code completed} is false when an op of the step
+   * threw (the ops before it have then run, as without a step). Call it in a {@code finally}.
+   */
+  default void endStep(boolean completed) {}
+
+  /**
+   * Greedy decoding where the logits are: {@code out[t] = argmaxOf(x[t, 0..dim))} for
+   * {@code t < rows}, so only an int per row comes back to the host. Waits for the queued ops.
+   * This default copies each row to the host.
+   */
+  default void argmax(Tensor x, int rows, int dim, int[] out) {
+    if (out.length < rows) {
+      throw new IllegalArgumentException("argmax: " + rows + " rows but the output holds " + out.length);
+    }
+    float[] row = new float[dim];
+    for (int t = 0; t < rows; t++) {
+      copyToHost(x, (long) t * dim, row, dim);
+      out[t] = argmaxOf(row, 0, dim);
+    }
+  }
+
+  /**
+   * The index (from {@code offset}) of the largest of {@code v[offset, offset + length)}, the
+   * lowest index among equal values (as {@code torch.argmax}; {@code -0.0} equals {@code 0.0});
+   * NaN entries are passed over, and a row of only NaN (or an empty one) gives 0. Every
+   * backend's {@link #argmax} and the host sampler's greedy pick mean this.
+   */
+  static int argmaxOf(float[] v, int offset, int length) {
+    int best = -1;
+    float bestValue = Float.NEGATIVE_INFINITY;
+    for (int i = 0; i < length; i++) {
+      float x = v[offset + i];
+      if (x == x && (best < 0 || x > bestValue)) {
+        best = i;
+        bestValue = x;
+      }
+    }
+    return Math.max(best, 0);
+  }
+
   /** Waits for the queued ops (a no-op on the CPU). */
   default void synchronize() {}
 
