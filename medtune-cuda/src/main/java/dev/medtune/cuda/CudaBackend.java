@@ -38,8 +38,7 @@ final class CudaBackend implements Backend {
       "kv_store_forward", "attention_forward", "swiglu_forward", "add_forward", "softmax_forward",
       "rmsnorm_backward", "rope_backward", "kv_store_backward", "attention_backward_dq",
       "attention_backward_dkv", "swiglu_backward", "cross_entropy_forward", "dropout_forward",
-      "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled",
-      "squared_norm_many"};
+      "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
   private static final int TQ = 16;
@@ -913,6 +912,8 @@ final class CudaBackend implements Backend {
       driver.copyHtoDAsync(normTableDevice, normTableHost, 16L * n, stream);
       normTable = table;
     }
+    // looked up here rather than in KERNELS, so that this section merges on its own
+    functions.computeIfAbsent("squared_norm_many", k -> driver.moduleGetFunction(module, k));
     launch("squared_norm_many", n, 1024, 0, normPartials, normTableDevice, normTableDevice + 8L * n);
     MemorySegment stage = hostStage(8L * n);
     driver.copyDtoHAsync(stage, normPartials, 8L * n, stream);
