@@ -41,7 +41,7 @@ mode=${1:-}
 
 prepare() {
   set -e
-  local root dest work m2 jackson
+  local root dest work tok
   root=$(cd "$here/.." && pwd)
   dest=${1:-/work/main/.device/recipe}
   . "$root/scripts/jdk.sh"
@@ -72,7 +72,7 @@ prepare() {
   tr ':' '\n' < medtune-cli/target/recipe-classpath.txt | grep '\.jar$' \
     | grep -v -e '/medtune-' -e duckdb -e junit -e opentest4j -e apiguardian \
     | while read -r jar; do cp "$jar" "$dest.tmp/lib/"; done
-  # the tokenizers jar carries natives for five platforms (53 MB); the GPU machine is linux-x86_64
+  # the tokenizers jar carries natives for four platforms (18 MB, 5 MB without them); the GPU machine is linux-x86_64
   local tj
   tj=$(ls "$dest.tmp"/lib/tokenizers-*.jar)
   python3 - "$tj" <<'EOF'
