@@ -41,7 +41,7 @@ mode=${1:-}
 
 prepare() {
   set -e
-  local root dest work m2 jackson
+  local root dest work tok
   root=$(cd "$here/.." && pwd)
   dest=${1:-/work/main/.device/recipe}
   . "$root/scripts/jdk.sh"
@@ -72,7 +72,7 @@ prepare() {
   tr ':' '\n' < medtune-cli/target/recipe-classpath.txt | grep '\.jar$' \
     | grep -v -e '/medtune-' -e duckdb -e junit -e opentest4j -e apiguardian \
     | while read -r jar; do cp "$jar" "$dest.tmp/lib/"; done
-  # the tokenizers jar carries natives for five platforms (53 MB); the GPU machine is linux-x86_64
+  # the tokenizers jar carries natives for four platforms (18 MB, 5 MB without them); the GPU machine is linux-x86_64
   local tj
   tj=$(ls "$dest.tmp"/lib/tokenizers-*.jar)
   python3 - "$tj" <<'EOF'
@@ -149,8 +149,10 @@ run() {
   local budget
   budget=$(awk "BEGIN { b = ${RECIPE_BUDGET_S:-560} - ($(seconds) - $start); print (b < 60 ? 60 : int(b)) }")
   echo "== train --device $device ${extra[*]} (stopped by SIGTERM after $budget s if still running)"
+  local timev=()
+  [[ -x /usr/bin/time ]] && timev=(/usr/bin/time -v -o "$out/train.time") # peak host memory (outside timeout: TERM goes to java)
   t0=$(seconds)
-  timeout -s TERM "$budget" "${java[@]}" train --model "$work/model" --data "$work/train.jsonl" --device "$device" --output "$work/run" \
+  "${timev[@]}" timeout -s TERM "$budget" "${java[@]}" train --model "$work/model" --data "$work/train.jsonl" --device "$device" --output "$work/run" \
     "${extra[@]}" 2>&1 | tee "$out/train.log" | grep --line-buffered -v '^WARNING: Using incubator'
   status=${PIPESTATUS[0]}
   t1=$(seconds)
@@ -165,6 +167,7 @@ run() {
   adapter_s=$(awk "BEGIN { print $(stat -c %.3Y "$work/run/adapter/adapter_model.safetensors") - $t0 }")
   cp "$work/run/training.json" "$work/run/metrics.jsonl" "$out/"
   ls -la "$work/run" "$work/run/adapter"
+  [[ -f $out/train.time ]] && grep -E "Maximum resident|Elapsed" "$out/train.time"
   python3 - "$out" "$machine" "$(cat "$here/commit")" "$preset" "$device" "$init_s" "$wall" "$adapter_s" \
       "$(gunzip -c "$here/data/train.jsonl.gz" | wc -l)" "${extra[*]}" \
       "$(sed -n 's/.*"torch_dtype" *: *"\([a-z0-9]*\)".*/\1/p' "$work/model/config.json")" <<'EOF'

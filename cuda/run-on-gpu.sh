@@ -12,8 +12,10 @@
 # train: the LoRA training benchmark on the llama-3.1-8b shape at 2048 tokens - PEFT's baseline
 # (peft_baseline.py, checkpointing batch 4 and none batch 2) and medtune's step (CudaTrainBench,
 # checkpointing batch 4, then without checkpointing batch 2 when it fits in device memory) in the
-# same call, about 4-5 minutes on an H200; TRAIN_LAYERS (default 32) takes fewer layers,
-# TRAIN_SETTINGS="4:true 2:false" (batch:checkpointing) the settings, TRAIN_TESTS=0 skips the tests.
+# same call, then checkpointing batch 4 again with float32 products in float32 (TF32 off: what TF32
+# gives); about 5 minutes on an H200. TRAIN_LAYERS (default 32) takes fewer layers,
+# TRAIN_SETTINGS="4:true 2:false 4:true/float32" (batch:checkpointing[/float32]) the settings,
+# TRAIN_TESTS=0 skips the tests.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 what=${1:-all}
@@ -73,7 +75,7 @@ if [[ $what == train ]]; then
   wait $writer || { echo "writing the model failed:"; cat "$out/train-write.log"; status=1; }
   cat "$out/train-write.log"
   echo "== medtune"
-  settings=${TRAIN_SETTINGS:-4:true 2:false}
+  settings=${TRAIN_SETTINGS:-4:true 2:false 4:true/float32}
   batches=$(for s in $settings; do printf '%s,' "${s%%:*}"; done); batches=${batches%,}
   ckpts=$(for s in $settings; do printf '%s,' "${s##*:}"; done); ckpts=${ckpts%,}
   timeout "${TRAIN_TIMEOUT:-300}" java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaTrainBench /tmp/medtune-train-8b "$out/train-bench.md" \

@@ -41,7 +41,7 @@ final class CudaBackend implements Backend {
       "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled",
       "flash_attention_forward_64", "flash_attention_forward_128", "flash_attention_d", "flash_attention_dq_64",
       "flash_attention_dq_128", "flash_attention_dkv_64", "flash_attention_dkv_128", "squared_norm_many",
-      "argmax_rows"};
+      "argmax_rows", "gemv_16"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
   private static final int TQ = 16;
@@ -64,6 +64,10 @@ final class CudaBackend implements Backend {
   private final String description;
   private final int multiprocessors;
   private final boolean syncEveryOp;
+  // gemv.cu for products of at most GEMV_MAX_ROWS rows with a 16-bit weight (MEDTUNE_CUDA_GEMV=0: cuBLASLt)
+  private static final int GEMV_MAX_ROWS = 4;
+  private static final int GEMV_WARPS = 8;
+  private boolean gemv;
   private final boolean tensorCores;      // compute capability 8.0 or later: bf16 mma.sync
   private boolean flashAttention;         // MEDTUNE_CUDA_ATTENTION: flash (default) or tiled
   private final StepGraphs steps;
@@ -125,6 +129,7 @@ final class CudaBackend implements Backend {
       intStages[i] = new IntStage();
     }
     this.syncEveryOp = "1".equals(System.getenv("MEDTUNE_CUDA_SYNC"));
+    this.gemv = !"0".equals(System.getenv("MEDTUNE_CUDA_GEMV"));
     this.tensorCores = major >= 8;
     String attention = System.getenv("MEDTUNE_CUDA_ATTENTION");
     if (attention != null && !attention.isEmpty() && !attention.equals("flash") && !attention.equals("tiled")) {
@@ -453,6 +458,18 @@ final class CudaBackend implements Backend {
     after(kernel);
   }
 
+  /** Whether products of a few rows with a 16-bit weight use gemv.cu (true) or cuBLASLt (tests, benchmarks). */
+  boolean gemv() {
+    return gemv;
+  }
+
+  void gemv(boolean on) {
+    if (on != gemv) {
+      steps.forget(); // recorded steps name the other kernels
+    }
+    gemv = on;
+  }
+
   // ---------------------------------------------------------------- ops
 
   @Override
@@ -469,6 +486,13 @@ final class CudaBackend implements Backend {
       return;
     }
     long aPtr = at.address();
+    if (gemv && bt.dtype != DType.F32 && transB && !transA && m <= GEMV_MAX_ROWS && k % 8 == 0
+        && bt.address() % 16 == 0 && aPtr % 16 == 0) {
+      // decode: a few rows against a 16-bit weight, bound by the weight's bytes (gemv.cu)
+      launch("gemv_16", (n + GEMV_WARPS - 1) / GEMV_WARPS, GEMV_WARPS * 32, 0, ct.address(), aPtr, bt.address(),
+          m, n, k, alpha, beta, code(bt.dtype));
+      return;
+    }
     if (bt.dtype != DType.F32) {
       // cuBLASLt multiplies operands of one type: the activation joins the weight's 16-bit type
       long count = (long) m * k;
@@ -1068,6 +1092,8 @@ final class CudaBackend implements Backend {
       driver.copyHtoDAsync(normTableDevice, normTableHost, 16L * n, stream);
       normTable = table;
     }
+    // looked up here rather than in KERNELS, so that this section merges on its own
+    functions.computeIfAbsent("squared_norm_many", k -> driver.moduleGetFunction(module, k));
     launch("squared_norm_many", n, 1024, 0, normPartials, normTableDevice, normTableDevice + 8L * n);
     MemorySegment stage = hostStage(8L * n);
     driver.copyDtoHAsync(stage, normPartials, 8L * n, stream);

@@ -686,6 +686,22 @@ final class StepGraphs implements AutoCloseable {
     groups.clear();
   }
 
+  /**
+   * Forgets every recorded step (their graphs and buffers freed), so the next ones are recorded
+   * again: for a change of the backend's own choices (which kernel a product uses) that would
+   * otherwise show as a mismatch and disable the step's graph for good.
+   */
+  void forget() {
+    if (current != null) {
+      throw new IllegalStateException("CUDA graphs forgotten inside the step " + current.key);
+    }
+    device.synchronize("the steps before freeing their CUDA graphs");
+    for (Step s : steps.values()) {
+      destroy(s);
+    }
+    steps.clear();
+  }
+
   /** Frees every graph and buffer; the caller has waited for the stream. */
   @Override
   public void close() {

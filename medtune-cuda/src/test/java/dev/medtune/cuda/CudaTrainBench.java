@@ -35,7 +35,9 @@ import java.util.Random;
  * <checkpointing> [layers (default 32)] [timed steps (default 3)]}, where {@code batches} and
  * {@code checkpointing} are comma lists of the same length, one setting each (e.g. {@code 4,2}
  * and {@code true,false}: PEFT's two baselines), each run with a fresh backend in this JVM; a
- * setting that runs out of device memory is reported as not fitting and the next one runs.
+ * checkpointing entry may end in {@code /float32} to run that setting's float32 products without
+ * TF32 (the same step with and without it, e.g. {@code 4,2,4} and {@code true,false,true/float32});
+ * a setting that runs out of device memory is reported as not fitting and the next one runs.
  * Batch 0 only writes the model.
  */
 public final class CudaTrainBench {
@@ -78,9 +80,11 @@ public final class CudaTrainBench {
       if (batch == 0) { // only write the model (cuda/run-on-gpu.sh does it while the baseline runs)
         continue;
       }
-      boolean checkpointing = Boolean.parseBoolean(checkpointings[i].strip());
+      String[] setting = checkpointings[i].strip().split("/");
+      boolean checkpointing = Boolean.parseBoolean(setting[0]);
+      boolean noTf32 = setting.length > 1 && setting[1].equals("float32");
       try {
-        run(dir, results, commit, config, batch, seq, checkpointing, layers, timed);
+        run(dir, results, commit, config, batch, seq, checkpointing, noTf32, layers, timed);
       } catch (CudaException e) {
         if (!String.valueOf(e.getMessage()).contains("OUT_OF_MEMORY")) {
           throw e;
@@ -101,12 +105,16 @@ public final class CudaTrainBench {
   }
 
   private static void run(Path dir, Path results, String commit, LlamaConfig config, int batch, int seq,
-      boolean checkpointing, int layers, int timed) throws IOException {
-    System.out.printf("== batch %d x %d, gradient checkpointing %s%n", batch, seq, checkpointing ? "on" : "off");
+      boolean checkpointing, boolean noTf32, int layers, int timed) throws IOException {
+    System.out.printf("== batch %d x %d, gradient checkpointing %s%s%n", batch, seq, checkpointing ? "on" : "off",
+        noTf32 ? ", float32 products without TF32" : "");
     LoraConfig lora = new LoraConfig(16, 16, 0.0, List.of(LoraTarget.values()), false);
     AdamW.Hyperparameters h = AdamW.Hyperparameters.recipe();
     try (Checkpoint ckpt = Checkpoint.open(dir); CudaBackend cuda = CudaBackendProvider.open()) {
       String card = cuda.deviceName();
+      if (noTf32) {
+        cuda.tf32(false);
+      }
       long[] mem0 = cuda.memoryInfo();
       long contextBytes = mem0[1] - mem0[0];
       long t0 = System.nanoTime();
