@@ -41,7 +41,7 @@ final class CudaBackend implements Backend {
       "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled",
       "flash_attention_forward_64", "flash_attention_forward_128", "flash_attention_d", "flash_attention_dq_64",
       "flash_attention_dq_128", "flash_attention_dkv_64", "flash_attention_dkv_128", "squared_norm_many",
-      "argmax_rows", "gemv_16"};
+      "argmax_rows", "gemv_16_r1", "gemv_16_r2", "gemv_16_r4"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
   private static final int TQ = 16;
@@ -64,10 +64,11 @@ final class CudaBackend implements Backend {
   private final String description;
   private final int multiprocessors;
   private final boolean syncEveryOp;
-  // gemv.cu for products of at most GEMV_MAX_ROWS rows with a 16-bit weight (MEDTUNE_CUDA_GEMV=0: cuBLASLt)
-  private static final int GEMV_MAX_ROWS = 4;
-  private static final int GEMV_WARPS = 8;
-  private boolean gemv;
+  // gemv_rows.cu for products of at most GEMV_ROWS_MAX_M rows with a 16-bit weight: weight rows per
+  // warp (1, 2 or 4; 0: off), MEDTUNE_CUDA_GEMV_ROWS
+  private static final int GEMV_ROWS_MAX_M = 4;
+  private static final int GEMV_ROWS_WARPS = 8;
+  private int gemvRows;
   private final boolean tensorCores;      // compute capability 8.0 or later: bf16 mma.sync
   private boolean flashAttention;         // MEDTUNE_CUDA_ATTENTION: flash (default) or tiled
   private final StepGraphs steps;
@@ -129,8 +130,14 @@ final class CudaBackend implements Backend {
       intStages[i] = new IntStage();
     }
     this.syncEveryOp = "1".equals(System.getenv("MEDTUNE_CUDA_SYNC"));
-    this.gemv = !"0".equals(System.getenv("MEDTUNE_CUDA_GEMV"));
-    this.tensorCores = major >= 8;
+    String gemvEnv = System.getenv("MEDTUNE_CUDA_GEMV_ROWS");
+    if (gemvEnv != null && !gemvEnv.isEmpty()) {
+      gemvRows = switch (gemvEnv) {
+        case "0", "1", "2", "4" -> Integer.parseInt(gemvEnv);
+        default -> throw new CudaException("MEDTUNE_CUDA_GEMV_ROWS=" + gemvEnv
+            + ": expected 0 (off), 1, 2 or 4 (weight rows per warp)");
+      };
+    }
     String attention = System.getenv("MEDTUNE_CUDA_ATTENTION");
     if (attention != null && !attention.isEmpty() && !attention.equals("flash") && !attention.equals("tiled")) {
       throw new CudaException("MEDTUNE_CUDA_ATTENTION=" + attention + ": expected flash or tiled");
@@ -458,16 +465,19 @@ final class CudaBackend implements Backend {
     after(kernel);
   }
 
-  /** Whether products of a few rows with a 16-bit weight use gemv.cu (true) or cuBLASLt (tests, benchmarks). */
-  boolean gemv() {
-    return gemv;
-  }
-
-  void gemv(boolean on) {
-    if (on != gemv) {
+  /** Weight rows per warp of gemv_rows.cu for decode products: 1, 2 or 4, or 0 for none (benchmarks, tests). */
+  void gemvRows(int rows) {
+    if (rows != 0 && rows != 1 && rows != 2 && rows != 4) {
+      throw new IllegalArgumentException("gemv rows per warp: " + rows + ", expected 0, 1, 2 or 4");
+    }
+    if (rows != gemvRows) {
       steps.forget(); // recorded steps name the other kernels
     }
-    gemv = on;
+    gemvRows = rows;
+  }
+
+  int gemvRows() {
+    return gemvRows;
   }
 
   // ---------------------------------------------------------------- ops
@@ -486,11 +496,12 @@ final class CudaBackend implements Backend {
       return;
     }
     long aPtr = at.address();
-    if (gemv && bt.dtype != DType.F32 && transB && !transA && m <= GEMV_MAX_ROWS && k % 8 == 0
+    if (gemvRows > 0 && bt.dtype != DType.F32 && transB && !transA && m <= GEMV_ROWS_MAX_M && k % 8 == 0
         && bt.address() % 16 == 0 && aPtr % 16 == 0) {
-      // decode: a few rows against a 16-bit weight, bound by the weight's bytes (gemv.cu)
-      launch("gemv_16", (n + GEMV_WARPS - 1) / GEMV_WARPS, GEMV_WARPS * 32, 0, ct.address(), aPtr, bt.address(),
-          m, n, k, alpha, beta, code(bt.dtype));
+      // decode: a few float32 rows against a 16-bit weight, bound by the weight's bytes (gemv_rows.cu)
+      int perBlock = GEMV_ROWS_WARPS * gemvRows;
+      launch("gemv_16_r" + gemvRows, (n + perBlock - 1) / perBlock, GEMV_ROWS_WARPS * 32, 0, ct.address(), aPtr,
+          bt.address(), m, n, k, alpha, beta, code(bt.dtype));
       return;
     }
     if (bt.dtype != DType.F32) {

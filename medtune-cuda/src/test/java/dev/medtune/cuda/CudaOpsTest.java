@@ -206,7 +206,7 @@ class CudaOpsTest {
     cpu.matmul(sc.cpu, sa.cpu, transA, sb.cpu, transB, m, n, k, Math.abs(alpha), Math.abs(beta));
     float[] s = read(cpu, sc.cpu);
     // gemv.cu (a few rows against a 16-bit B^T, k % 8 == 0) keeps A in float32: only float32 sums
-    boolean gemv = cuda.gemv() && bType != DType.F32 && transB && !transA && m <= 4 && k % 8 == 0;
+    boolean gemv = cuda.gemvRows() > 0 && bType != DType.F32 && transB && !transA && m <= 4 && k % 8 == 0;
     double unit = gemv ? 1e-5 : switch (bType) {
       case F32 -> tf32 ? Math.scalb(1.0, -9) + 2e-6 : 2e-6;
       case BF16 -> Math.scalb(1.0, -8);
@@ -217,7 +217,7 @@ class CudaOpsTest {
       tol[i] = unit * s[i] + 1e-6;
     }
     String what = String.format("%s%s%s B%s%s m=%d n=%d k=%d a=%.1f b=%.0f", bType, tf32 ? " (TF32)" : "",
-        gemv ? " (gemv.cu)" : "", transA ? " A^T" : "",
+        gemv ? " (gemv_rows.cu, " + cuda.gemvRows() + " per warp)" : "", transA ? " A^T" : "",
         transB ? " B^T" : "", m, n, k, alpha, beta);
     compare("matmul", what, want, got, tol, String.format("%.1e S + 1e-6", unit));
   }
@@ -258,21 +258,21 @@ class CudaOpsTest {
 
   @Test
   void decodeProductsOfAFewRowsAgainstTheirMath() {
-    // gemv.cu: m <= 4 rows, 16-bit weight as B^T, k % 8 == 0 (C poisoned with NaN when beta = 0)
-    for (int m = 1; m <= 4; m++) {
-      matmulCase(DType.BF16, false, true, m, 1003, 4096, 1f, 0f);   // n not a multiple of the 8 warps
-      matmulCase(DType.F16, false, true, m, 300, 200, 0.5f, 1f);    // k not a multiple of the 32 x 4 x 8 stride
-    }
-    matmulCase(DType.BF16, false, true, 1, 2048, 14336, 1f, 0f);     // the 8B down_proj width
-    matmulCase(DType.BF16, false, true, 2, 96, 100, 1f, 0f);         // k % 8 != 0: cuBLASLt
-    matmulCase(DType.BF16, false, true, 5, 96, 128, 1f, 0f);         // 5 rows: cuBLASLt
-    // the same products through cuBLASLt, for the record
-    boolean was = cuda.gemv();
-    cuda.gemv(false);
+    // gemv_rows.cu: m <= 4 rows, 16-bit weight as B^T, k % 8 == 0 (C poisoned with NaN when beta = 0)
+    int was = cuda.gemvRows();
     try {
-      matmulCase(DType.BF16, false, true, 1, 1003, 4096, 1f, 0f);
+      for (int perWarp : new int[] {1, 2, 4}) {
+        cuda.gemvRows(perWarp);
+        for (int m = 1; m <= 4; m++) {
+          matmulCase(DType.BF16, false, true, m, 1003, 4096, 1f, 0f);   // n not a multiple of the warps' rows
+          matmulCase(DType.F16, false, true, m, 300, 200, 0.5f, 1f);    // k not a multiple of the lanes' stride
+        }
+        matmulCase(DType.BF16, false, true, 1, 2048, 14336, 1f, 0f);     // the 8B down_proj width
+        matmulCase(DType.BF16, false, true, 2, 96, 100, 1f, 0f);         // k % 8 != 0: cuBLASLt
+        matmulCase(DType.BF16, false, true, 5, 96, 128, 1f, 0f);         // 5 rows: cuBLASLt
+      }
     } finally {
-      cuda.gemv(was);
+      cuda.gemvRows(was);
     }
   }
 
