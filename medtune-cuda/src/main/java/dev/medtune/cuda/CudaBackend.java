@@ -39,7 +39,7 @@ final class CudaBackend implements Backend {
       "rmsnorm_backward", "rope_backward", "kv_store_backward", "attention_backward_dq",
       "attention_backward_dkv", "swiglu_backward", "cross_entropy_forward", "dropout_forward",
       "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled",
-      "argmax_rows"};
+      "argmax_rows", "gemv_16"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
   private static final int TQ = 16;
@@ -469,6 +469,13 @@ final class CudaBackend implements Backend {
     long cTo = cFrom + 4L * m * n;
     if (castValid && cFrom < castSource + 4L * castCount && castSource < cTo) {
       castValid = false;
+    }
+    if (bt.dtype != DType.F32 && gemvFits(transA, transB, m, k, alpha, beta, bt.address(), aPtr)) {
+      boolean keep = castValid; // the product does not write the cast's source (checked above)
+      gemv(ct.address(), aPtr, bt, m, n, k);
+      castValid = keep;
+      after("matmul (gemv_16)");
+      return;
     }
     // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B comes first
     if (steps.active()) {
@@ -906,6 +913,34 @@ final class CudaBackend implements Backend {
   /** Steps recorded, captured, replayed and fallen back so far. */
   StepGraphs.Stats graphStats() {
     return steps.stats();
+  }
+
+  // ---------------------------------------------------------------- decode products (gemv_16)
+
+  private static final int GEMV_MAX_ROWS = 4;
+  private boolean gemvOn = "1".equals(System.getenv("MEDTUNE_CUDA_GEMV"));
+
+  /** Turns the decode product kernel on or off (off by default until measured; MEDTUNE_CUDA_GEMV=1). */
+  void gemv(boolean on) {
+    gemvOn = on;
+  }
+
+  /** A linear layer's product of up to 4 rows on a 16-bit weight, aligned for 16-byte loads. */
+  private boolean gemvFits(boolean transA, boolean transB, int m, int k, float alpha, float beta, long w, long x16) {
+    return gemvOn && !transA && transB && m <= GEMV_MAX_ROWS && alpha == 1f && beta == 0f && k % 8 == 0
+        && w % 16 == 0 && x16 % 16 == 0;
+  }
+
+  /**
+   * {@code C[m, n] = x16 W^T} by {@code gemv_16} (gemv.cu): the weight streamed once for the m
+   * rows, split over the warps of a block so that small n still fill the GPU.
+   */
+  private void gemv(long c, long x16, CudaTensor w, int m, int n, int k) {
+    int cols = 8;
+    while (cols > 1 && (n + cols - 1) / cols < 4 * multiprocessors) {
+      cols /= 2;
+    }
+    launch("gemv_16", (n + cols - 1) / cols, 256, 0, c, x16, w.address(), m, n, k, code(w.dtype), cols);
   }
 
   private long argmaxResult;       // device, int per row

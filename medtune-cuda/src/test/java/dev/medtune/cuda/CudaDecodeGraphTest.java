@@ -250,8 +250,9 @@ class CudaDecodeGraphTest {
    * together for 5 steps (two rows); a new cache with prompt A and 10 steps; then the Generator
    * (greedy on the GPU) on both prompts.
    */
-  private static Decoded decode(Checkpoint ckpt, boolean graphs) {
+  private static Decoded decode(Checkpoint ckpt, boolean graphs, boolean gemv) {
     cuda.cudaGraphs(graphs);
+    cuda.gemv(gemv);
     try {
       int maxLength = Math.min(128, ckpt.config().maxPositionEmbeddings());
       Llama model = new Llama(ckpt, cuda, 16, 2, maxLength);
@@ -290,22 +291,29 @@ class CudaDecodeGraphTest {
       return new Decoded(logits, tokens, generated);
     } finally {
       cuda.cudaGraphs(true);
+      cuda.gemv(false);
     }
   }
 
   @ParameterizedTest
   @ValueSource(strings = {"gqa-llama3-untied-f32", "gqa-llama3-tied-bf16", "mqa-headdim-untied-f16"})
   void greedyDecodeWithGraphsIsBitForBitTheDirectDecode(String name) throws Exception {
-    try (Checkpoint ckpt = Checkpoint.open(fixture(name))) {
-      Decoded off = decode(ckpt, false);
-      Decoded again = decode(ckpt, false);
+    for (boolean gemv : new boolean[] {false, true}) {
+      graphsOnAndOff(name + (gemv ? " (gemv_16)" : ""), fixture(name), gemv);
+    }
+  }
+
+  private static void graphsOnAndOff(String name, Path dir, boolean gemv) throws Exception {
+    try (Checkpoint ckpt = Checkpoint.open(dir)) {
+      Decoded off = decode(ckpt, false, gemv);
+      Decoded again = decode(ckpt, false, gemv);
       // the precondition: the direct decode is deterministic, so any difference below is the graphs'
       assertEquals(off.tokens(), again.tokens(), name + ": two direct runs differ");
       for (int i = 0; i < off.logits().size(); i++) {
         assertArrayEquals(off.logits().get(i), again.logits().get(i), name + ": two direct runs differ at pass " + i);
       }
       StepGraphs.Stats before = cuda.graphStats();
-      Decoded on = decode(ckpt, true);
+      Decoded on = decode(ckpt, true, gemv);
       StepGraphs.Stats after = cuda.graphStats();
       int differing = 0;
       double maxDiff = 0;
