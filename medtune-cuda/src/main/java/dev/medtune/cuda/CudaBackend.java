@@ -39,7 +39,7 @@ final class CudaBackend implements Backend {
       "rmsnorm_backward", "rope_backward", "kv_store_backward", "attention_backward_dq",
       "attention_backward_dkv", "swiglu_backward", "cross_entropy_forward", "dropout_forward",
       "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled",
-      "argmax_rows", "gemv_16"};
+      "argmax_rows", "gemv_16", "sample_rows"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
   private static final int TQ = 16;
@@ -980,6 +980,50 @@ final class CudaBackend implements Backend {
       mark("argmax (with the wait for the ops before)");
     }
     MemorySegment.copy(stage, JAVA_INT, 0, out, 0, rows);
+  }
+
+  private long sampleBuffer;       // device: the uniforms (double per row), then the tokens (int per row)
+  private long sampleBufferBytes;
+
+  /**
+   * {@code sample_rows} (sample.cu), one block per row: temperature sampling with the caller's
+   * uniforms, as {@link Backend#sampleOf} (which sums in index order; the kernel sums per thread
+   * chunk, so the two can differ only within rounding of a boundary of the cumulative sum).
+   */
+  @Override
+  public void sample(Tensor x, int rows, int dim, float invTemperature, double[] uniforms, int[] out) {
+    enter();
+    steps.leave("sample");
+    CudaTensor xs = f32(x, "sample", "x");
+    if (rows < 0 || dim < 1) {
+      throw new IllegalArgumentException("sample: " + rows + " rows of " + dim + " values");
+    }
+    checkRange(xs, 0, (long) rows * dim, "sample x");
+    if (out.length < rows || uniforms.length < rows) {
+      throw new IllegalArgumentException("sample: " + rows + " rows but " + uniforms.length
+          + " uniforms and room for " + out.length + " tokens");
+    }
+    if (rows == 0) {
+      return;
+    }
+    long bytes = 12L * rows;
+    if (sampleBufferBytes < bytes) {
+      driver.streamSynchronize(stream, null);
+      deviceFree(sampleBuffer);
+      sampleBufferBytes = Math.max(bytes, 3072);
+      sampleBuffer = deviceAlloc(sampleBufferBytes);
+    }
+    MemorySegment stage = hostStage(bytes);
+    MemorySegment.copy(uniforms, 0, stage, java.lang.foreign.ValueLayout.JAVA_DOUBLE, 0, rows);
+    driver.copyHtoDAsync(sampleBuffer, stage, 8L * rows, stream);
+    long tokens = sampleBuffer + 8L * rows;
+    launch("sample_rows", rows, 1024, 0, tokens, xs.address(), dim, invTemperature, sampleBuffer);
+    driver.copyDtoHAsync(stage.asSlice(8L * rows), tokens, 4L * rows, stream);
+    driver.streamSynchronize(stream, "sample");
+    if (profiling) {
+      mark("sample (with the wait for the ops before)");
+    }
+    MemorySegment.copy(stage, JAVA_INT, 8L * rows, out, 0, rows);
   }
 
   @Override
