@@ -273,7 +273,7 @@ class DecodeStepTest {
         assertTrue(log.stream().anyMatch(c -> c[0].equals("argmax")), "greedy picks on the backend");
         assertFalse(log.stream().anyMatch(c -> c[0].equals("copyToHost")), "no logits to the host");
         Generator host = new Generator(model, model.newCache(3));
-        host.greedyOnDevice(false);
+        host.pickOnBackend(false);
         log.clear();
         List<int[]> onHost = host.generate(prompts, Sampler.Params.greedy(), 30, (p, t, eos) -> {}).tokens();
         assertFalse(log.stream().anyMatch(c -> c[0].equals("argmax")), "the host sampler's path");

@@ -88,7 +88,7 @@ public final class CudaDecodeBench {
       boolean sameTokens = true;
       for (int c = 0; c < paths.length; c++) {
         cuda.cudaGraphs(c >= 2);
-        gen.greedyOnDevice(c % 2 == 1 || c == 4);
+        gen.pickOnBackend(c % 2 == 1 || c == 4);
         cuda.gemv(c == 4);
         StepGraphs.Stats before = cuda.graphStats();
         gen.generate(prompt, Sampler.Params.greedy(), 16, (p, t, eos) -> {}); // warm-up: plans, module, graph

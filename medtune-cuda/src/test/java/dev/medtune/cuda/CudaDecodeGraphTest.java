@@ -191,7 +191,7 @@ class CudaDecodeGraphTest {
           new Sampler.Params(1.5, 0, 1, 1, 5)}) {
         Generator gpu = new Generator(model, model.newCache(2));
         Generator host = new Generator(model, model.newCache(2));
-        host.greedyOnDevice(false);
+        host.pickOnBackend(false);
         List<int[]> a = gpu.generate(prompts, params, 30, (p, t, eos) -> {}).tokens();
         List<int[]> b = host.generate(prompts, params, 30, (p, t, eos) -> {}).tokens();
         boolean same = true;

@@ -47,7 +47,7 @@ public final class Generator {
 
   private final Llama model;
   private final KvCache cache;
-  private boolean greedyOnDevice = true;
+  private boolean pickOnBackend = true;
 
   /** Generates with {@code model} using {@code cache} (one slot per prompt of a batch). */
   public Generator(Llama model, KvCache cache) {
@@ -60,8 +60,8 @@ public final class Generator {
    * penalty) pick tokens on the backend (the default) or copy the logits to the host sampler;
    * benchmarks compare the two.
    */
-  public void greedyOnDevice(boolean on) {
-    greedyOnDevice = on;
+  public void pickOnBackend(boolean on) {
+    pickOnBackend = on;
   }
 
   /**
@@ -112,7 +112,7 @@ public final class Generator {
     int[] logitSeq = new int[n];
     boolean greedy = params.temperature() == 0;
     // on the backend: greedy, or temperature sampling without top-k / top-p; no repetition penalty
-    boolean onDevice = greedyOnDevice && params.repetitionPenalty() == 1
+    boolean onDevice = pickOnBackend && params.repetitionPenalty() == 1
         && (greedy || params.topK() == 0 && params.topP() == 1);
     float[] logits = onDevice ? null : new float[n * vocab];
     int[] picked = new int[n];
