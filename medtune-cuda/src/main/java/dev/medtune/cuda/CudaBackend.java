@@ -39,7 +39,7 @@ final class CudaBackend implements Backend {
       "rmsnorm_backward", "rope_backward", "kv_store_backward", "attention_backward_dq",
       "attention_backward_dkv", "swiglu_backward", "cross_entropy_forward", "dropout_forward",
       "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled",
-      "argmax_rows", "gemv_16", "sample_rows"};
+      "argmax_rows", "gemv_16", "sample_rows", "rmsnorm_forward_cast"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
   private static final int TQ = 16;
@@ -80,6 +80,9 @@ final class CudaBackend implements Backend {
   private long castCount;
   private DType castDtype;
   private boolean castValid;
+  // the 16-bit type of the first such weight uploaded: RMSNorm also writes its output's cast to it
+  // (fixed once weights are up, so a step's ops do not depend on what ran before it)
+  private DType fuseDtype;
 
   /** A page-locked host buffer and its device twin for one int[] argument. */
   private static final class IntStage {
@@ -243,6 +246,14 @@ final class CudaBackend implements Backend {
       CudaTensor t = (CudaTensor) allocate(f.length);
       copyFromHost(f, t, 0);
       return new CudaTensor(DType.F32, info.shape(), t.base, 0, f.length);
+    }
+    if (info.dtype() != DType.F32 && fuseDtype == null) {
+      // the model's products will cast to this type: RMSNorm writes that cast too (rmsnormForward)
+      fuseDtype = info.dtype();
+      if (scratch16 == 0) {
+        scratch16Bytes = 1L << 20;
+        scratch16 = deviceAlloc(scratch16Bytes);
+      }
     }
     long p = deviceAlloc(expected);
     MemorySegment data = info.data();
@@ -520,6 +531,17 @@ final class CudaBackend implements Backend {
       CudaTensor rs = f32(rstd, "rmsnormForward", "rstd");
       checkRange(rs, 0, rows, "rmsnormForward rstd");
       r = rs.address();
+    }
+    long count = (long) rows * dim;
+    if (fuseDtype != null && 2 * count <= scratch16Bytes) {
+      // the cast of out that the next 16-bit product needs, in the same kernel (one launch fewer)
+      launch("rmsnorm_forward_cast", rows, rowBlock(dim), 0, o.address(), scratch16, xs.address(), w.address(), r,
+          eps, dim, code(fuseDtype));
+      castSource = o.address();
+      castCount = count;
+      castDtype = fuseDtype;
+      castValid = true;
+      return;
     }
     launch("rmsnorm_forward", rows, rowBlock(dim), 0, o.address(), xs.address(), w.address(), r, eps, dim);
   }

@@ -20,7 +20,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * The decode product kernel ({@code gemv_16}, {@code CudaBackend.gemv(true)}) against cuBLASLt on
+ * RMSNorm's fused cast ({@code rmsnorm_forward_cast}) against the cast kernel, bit for bit, and the
+ * decode product kernel ({@code gemv_16}, {@code CudaBackend.gemv(true)}) against cuBLASLt on
  * the same 16-bit operands and against the CPU backend. Tolerances, with {@code S = sum |x_i w_i|}
  * over the 16-bit operands: against cuBLASLt (same products, another summation order, both in
  * float32) {@code 2 k 2^-24 S + 1e-6}; against the CPU (which does not round the activation)
@@ -140,6 +141,54 @@ class CudaGemvTest {
     gemvCase(DType.BF16, 4, 33, 8, r);        // k of one group
     gemvCase(DType.F16, 2, 300, 96, r);
     gemvCase(DType.F16, 1, 5, 4104, r);
+  }
+
+  @Test
+  void rmsnormWritesTheCastTheNextProductWouldMake() {
+    // rmsnorm_forward_cast writes the bf16 operand of the next product; a product after a fresh
+    // upload of the same values casts it again (cast_to_16): the two products must agree bit for bit
+    Random r = new Random(13);
+    for (boolean gemv : new boolean[] {false, true}) {
+      for (int[] shape : new int[][] {{1, 4096, 1024}, {3, 520, 200}, {16, 2048, 512}}) {
+        int m = shape[0], k = shape[1], n = shape[2];
+        MemorySegment seg = arena.allocate(2L * n * k, 16);
+        for (int i = 0; i < n * k; i++) {
+          seg.set(SHORT_LE, 2L * i, (short) (Float.floatToRawIntBits((float) (r.nextGaussian() * 0.05)) >>> 16));
+        }
+        Tensor w = cuda.weight(new TensorInfo("w", DType.BF16, new long[] {n, k}, seg));
+        float[] xv = new float[m * k];
+        float[] norm = new float[k];
+        for (int i = 0; i < xv.length; i++) {
+          xv[i] = (float) r.nextGaussian();
+        }
+        for (int i = 0; i < k; i++) {
+          norm[i] = (float) (1 + 0.1 * r.nextGaussian());
+        }
+        Tensor x = cuda.allocate(m, k);
+        Tensor weight = cuda.allocate(k);
+        Tensor xn = cuda.allocate(m, k);
+        cuda.copyFromHost(xv, x, 0);
+        cuda.copyFromHost(norm, weight, 0);
+        Tensor y1 = cuda.allocate(m, n);
+        Tensor y2 = cuda.allocate(m, n);
+        cuda.gemv(gemv);
+        cuda.rmsnormForward(xn, x, weight, null, 1e-5f, m, k);
+        cuda.matmul(y1, xn, false, w, true, m, n, k, 1f, 0f);
+        float[] normed = read(cuda, xn, m * k);
+        cuda.copyFromHost(normed, xn, 0);
+        cuda.matmul(y2, xn, false, w, true, m, n, k, 1f, 0f);
+        cuda.gemv(false);
+        float[] a = read(cuda, y1, m * n);
+        float[] b = read(cuda, y2, m * n);
+        int differ = 0;
+        for (int i = 0; i < a.length; i++) {
+          differ += Float.floatToRawIntBits(a[i]) == Float.floatToRawIntBits(b[i]) ? 0 : 1;
+        }
+        CheckTable.row("rmsnorm + cast", String.format("m=%d k=%d n=%d%s: fused cast vs cast_to_16", m, k, n,
+            gemv ? " (gemv_16)" : ""), differ, "0 elements differ", differ == 0);
+        assertEquals(0, differ, "m=" + m + " k=" + k + " gemv " + gemv);
+      }
+    }
   }
 
   @Test
