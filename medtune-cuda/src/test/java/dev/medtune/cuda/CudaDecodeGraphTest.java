@@ -14,6 +14,12 @@ import dev.medtune.model.Llama;
 import dev.medtune.model.Sampler;
 import dev.medtune.model.backend.Backend;
 import dev.medtune.model.backend.Tensor;
+import dev.medtune.model.safetensors.DType;
+import dev.medtune.model.safetensors.TensorInfo;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -34,6 +40,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class CudaDecodeGraphTest {
 
+  private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final Arena arena = Arena.ofShared();
   private static CudaBackend cuda;
   private static Backend cpu;
 
@@ -249,7 +257,7 @@ class CudaDecodeGraphTest {
     assertEquals(4, after.replayed() - before.replayed());
     assertEquals(0, after.fallbacks() - before.fallbacks(), () -> "fell back: " + after.lastFallback());
 
-    // the same key with another op: detected, run directly, never captured again
+    // the same key with another op: detected, run directly, recorded again next time
     cuda.beginStep(key);
     cuda.addForward(acc, out, out, 2, 4);
     cuda.endStep(true);
@@ -265,7 +273,8 @@ class CudaDecodeGraphTest {
     cuda.embeddingForward(out, table, new int[] {3, 3}, 2, 4);
     cuda.endStep(true);
     assertEquals(values[12], host(out, 8)[4]);
-    assertEquals(mismatched.replayed(), cuda.graphStats().replayed(), "a disabled step is not replayed");
+    assertEquals(mismatched.replayed(), cuda.graphStats().replayed(), "after a fallback the key is recorded again");
+    assertEquals(mismatched.recorded() + 1, cuda.graphStats().recorded());
   }
 
   @Test
@@ -311,6 +320,57 @@ class CudaDecodeGraphTest {
     assertEquals(6, inside[0]);
     assertEquals(s.fallbacks() + 1, cuda.graphStats().fallbacks());
     assertTrue(cuda.graphStats().lastFallback().contains("copyToHost"), cuda.graphStats().lastFallback());
+  }
+
+  @Test
+  void aScratchBufferThatMovesCostsOneFallbackThenTheStepIsCapturedAgain() {
+    // a bf16 product inside the step reads the 16-bit operand buffer; a large product outside the
+    // step makes that buffer grow (a new address): the next replay differs from its record
+    int k = 64, n = 48;
+    MemorySegment seg = arena.allocate(2L * n * k, 16);
+    Random r = new Random(3);
+    for (int i = 0; i < n * k; i++) {
+      seg.set(SHORT_LE, 2L * i, (short) (Float.floatToRawIntBits((float) r.nextGaussian()) >>> 16));
+    }
+    Tensor w = cuda.weight(new TensorInfo("w", DType.BF16, new long[] {n, k}, seg));
+    Tensor table = cuda.allocate(8, k);
+    float[] tv = new float[8 * k];
+    for (int i = 0; i < tv.length; i++) {
+      tv[i] = (float) r.nextGaussian();
+    }
+    cuda.copyFromHost(tv, table, 0);
+    Tensor x = cuda.allocate(1, k);
+    Tensor y = cuda.allocate(1, n);
+    Object key = "moving scratch " + System.nanoTime();
+    float[][] want = new float[8][];
+    for (int t = 0; t < 8; t++) { // the direct results, token by token
+      cuda.embeddingForward(x, table, new int[] {t}, 1, k);
+      cuda.matmul(y, x, false, w, true, 1, n, k, 1f, 0f);
+      want[t] = host(y, n);
+    }
+    int big = 4096;
+    Tensor bigA = cuda.allocate(big, k * 16);
+    MemorySegment bigSeg = arena.allocate(2L * 8 * k * 16, 16);
+    Tensor bigW = cuda.weight(new TensorInfo("big", DType.BF16, new long[] {8, k * 16}, bigSeg));
+    Tensor bigC = cuda.allocate(big, 8);
+    StepGraphs.Stats before = cuda.graphStats();
+    for (int round = 0; round < 14; round++) {
+      int t = round % 8;
+      if (round == 6) {
+        // 4096 x 1024 16-bit values: 8 MB, more than the buffer holds so far
+        cuda.matmul(bigC, bigA, false, bigW, true, big, 8, k * 16, 1f, 0f);
+      }
+      cuda.beginStep(key);
+      cuda.embeddingForward(x, table, new int[] {t}, 1, k);
+      cuda.matmul(y, x, false, w, true, 1, n, k, 1f, 0f);
+      cuda.endStep(true);
+      assertArrayEquals(want[t], host(y, n), "round " + round);
+    }
+    StepGraphs.Stats after = cuda.graphStats();
+    // rounds 0-2: record, capture, replay ... 6: fallback; 7: record, 8: capture, 9-13: replay
+    assertEquals(1, after.fallbacks() - before.fallbacks(), () -> "fallbacks: " + after.lastFallback());
+    assertEquals(2, after.captured() - before.captured());
+    assertEquals(4 + 5, after.replayed() - before.replayed());
   }
 
   // ---------------------------------------------------------------- whole decode, graphs on and off
