@@ -3,7 +3,8 @@
 # decode tokens/s of a random bf16 model of the llama-3.2-1b or llama-3.1-8b shape, written to
 # WORK_DIR first (2.5 / 16 GB), as a fraction of the device-to-device copy bandwidth measured in
 # the same run, with the CPU backend's tokens/s on the same model as the same-run baseline;
-# appends to bench/RESULTS.md. Usage: bench/cuda-decode.sh [SHAPE] [NEW_TOKENS] [WORK_DIR]
+# five decode paths in one run (CUDA graphs off/on x host/GPU greedy picking, then gemv_16), the
+# first (graphs off, host sampling) the baseline of the ratios; appends to bench/RESULTS.md. Usage: bench/cuda-decode.sh [SHAPE] [NEW_TOKENS] [WORK_DIR]
 # On the lent GPU machine (no Java or Maven there) use cuda/prepare-device.sh here and
 # `bash .device/cuda/run-on-gpu.sh bench` there instead.
 set -euo pipefail

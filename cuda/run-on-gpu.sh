@@ -4,7 +4,7 @@
 # greedy continuations against transformers), prints the table of checks, then the decode
 # benchmark (llama-3.2-1b shape, bf16). Logs go to $OUT. Prepared here by cuda/prepare-device.sh;
 # the device call carries .device/cuda and .device/jre.tgz and runs:
-#   bash .device/cuda/run-on-gpu.sh [tests|bench|train|attention|all]  (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b",
+#   bash .device/cuda/run-on-gpu.sh [tests|bench|train|attention|gemv|all]  (BENCH_SHAPES="llama-3.2-1b llama-3.1-8b",
 #   the default of bench alone; all runs llama-3.2-1b)
 # attention: attention forward + backward alone on the 8B training shape (4 x 2048 rows, 32/8
 # heads of 128), the flash-attention and the tiled kernels in the same run (CudaAttentionBench,
@@ -64,6 +64,11 @@ if [[ $what == all || $what == bench ]]; then
       || status=1
     rm -rf "/tmp/medtune-$shape"
   done
+fi
+if [[ $what == gemv ]]; then
+  # the decode products alone, per 8B weight shape: cuBLASLt, gemv_rows.cu (1, 2, 4 rows per warp), gemv.cu
+  java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaGemvBench "$out/gemv-bench.md" "$commit" 2>&1 \
+    | tee "$out/gemv-bench.log" || status=1
 fi
 if [[ $what == attention ]]; then
   java "${jvm[@]}" -cp "$cp" dev.medtune.cuda.CudaAttentionBench "$out/attention-bench.md" "$commit" 2>&1 \

@@ -552,6 +552,25 @@ final class CpuBackend implements Backend {
     }
   }
 
+  /** {@link Backend#sampleOf} on each row, in place (no copy). */
+  @Override
+  public void sample(Tensor x, int rows, int dim, float invTemperature, double[] uniforms, int[] out) {
+    CpuTensor xs = (CpuTensor) x;
+    if (xs.dtype != DType.F32) {
+      Backend.super.sample(x, rows, dim, invTemperature, uniforms, out);
+      return;
+    }
+    checkRange(xs, 0, (long) rows * dim);
+    if (out.length < rows || uniforms.length < rows) {
+      throw new IllegalArgumentException("sample: " + rows + " rows but " + uniforms.length
+          + " uniforms and room for " + out.length + " tokens");
+    }
+    float[] f = xs.floats();
+    for (int t = 0; t < rows; t++) {
+      out[t] = Backend.sampleOf(f, (int) xs.offset + t * dim, dim, invTemperature, uniforms[t]);
+    }
+  }
+
   // ---------------------------------------------------------------- training
 
   @Override

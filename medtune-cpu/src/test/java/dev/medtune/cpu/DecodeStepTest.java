@@ -144,6 +144,41 @@ class DecodeStepTest {
   }
 
   @Test
+  void cpuSampleAndTheSpiDefaultAreSampleOfWithTheCallersUniforms() {
+    Random r = new Random(5);
+    for (int dim : new int[] {1, 7, 1000}) {
+      int rows = 12;
+      float[] v = awkwardRows(rows, dim, dim + 1);
+      Tensor x = cpu.allocate(rows, dim);
+      cpu.copyFromHost(v, x, 0);
+      for (float invT : new float[] {1f, 1 / 0.7f, 4f}) {
+        double[] u = new double[rows];
+        for (int t = 0; t < rows; t++) {
+          u[t] = t == 0 ? 0 : t == 1 ? Math.nextDown(1.0) : r.nextDouble();
+        }
+        int[] got = new int[rows];
+        cpu.sample(x, rows, dim, invT, u, got);
+        int[] viaDefault = new int[rows];
+        logging(cpu, new ArrayList<>(), "sample").sample(x, rows, dim, invT, u, viaDefault);
+        for (int t = 0; t < rows; t++) {
+          int want = Backend.sampleOf(v, t * dim, dim, invT, u[t]);
+          assertEquals(want, got[t], "dim " + dim + " row " + t);
+          assertEquals(want, viaDefault[t], "default, dim " + dim + " row " + t);
+        }
+      }
+    }
+    // the definition on a small row: probabilities 0.5, 0.3, 0.2 split [0, 1) into three intervals
+    float[] logits = {(float) Math.log(0.5), (float) Math.log(0.3), (float) Math.log(0.2)};
+    assertEquals(0, Backend.sampleOf(logits, 0, 3, 1f, 0.49));
+    assertEquals(1, Backend.sampleOf(logits, 0, 3, 1f, 0.51));
+    assertEquals(1, Backend.sampleOf(logits, 0, 3, 1f, 0.79));
+    assertEquals(2, Backend.sampleOf(logits, 0, 3, 1f, 0.81));
+    assertEquals(2, Backend.sampleOf(new float[] {0f, Float.NaN, 1f}, 0, 3, 1f, 0.1),
+        "a NaN makes it the argmax of the rest");
+    assertEquals(0, Backend.sampleOf(new float[] {Float.NEGATIVE_INFINITY, Float.NEGATIVE_INFINITY}, 0, 2, 1f, 0.5));
+  }
+
+  @Test
   void spiStepDefaultsDoNothing() throws Exception {
     List<Object[]> log = new ArrayList<>();
     Backend b = logging(cpu, log, "beginStep", "endStep");
@@ -238,7 +273,7 @@ class DecodeStepTest {
         assertTrue(log.stream().anyMatch(c -> c[0].equals("argmax")), "greedy picks on the backend");
         assertFalse(log.stream().anyMatch(c -> c[0].equals("copyToHost")), "no logits to the host");
         Generator host = new Generator(model, model.newCache(3));
-        host.greedyOnDevice(false);
+        host.pickOnBackend(false);
         log.clear();
         List<int[]> onHost = host.generate(prompts, Sampler.Params.greedy(), 30, (p, t, eos) -> {}).tokens();
         assertFalse(log.stream().anyMatch(c -> c[0].equals("argmax")), "the host sampler's path");
@@ -248,6 +283,21 @@ class DecodeStepTest {
           total += onDevice.get(p).length;
         }
         assertTrue(total > 10, name + ": " + total + " tokens generated");
+        // temperature sampling: on the backend with the samplers' seeded uniforms, as on the host
+        Sampler.Params warm = new Sampler.Params(0.8, 0, 1, 1, 42);
+        log.clear();
+        List<int[]> sampledOnDevice = device.generate(prompts, warm, 30, (p, t, eos) -> {}).tokens();
+        assertTrue(log.stream().anyMatch(c -> c[0].equals("sample")), "sampling on the backend");
+        assertFalse(log.stream().anyMatch(c -> c[0].equals("copyToHost")), "no logits to the host");
+        List<int[]> sampledOnHost = host.generate(prompts, warm, 30, (p, t, eos) -> {}).tokens();
+        for (int p = 0; p < prompts.size(); p++) {
+          assertArrayEquals(sampledOnHost.get(p), sampledOnDevice.get(p), name + " sampled, prompt " + p);
+        }
+        assertFalse(java.util.Arrays.equals(sampledOnDevice.get(0), onDevice.get(0)), "sampling is not greedy here");
+        // top-k stays on the host
+        log.clear();
+        device.generate(prompts, new Sampler.Params(0.8, 5, 1, 1, 42), 3, (p, t, eos) -> {});
+        assertFalse(log.stream().anyMatch(c -> c[0].equals("sample")), "top-k samples on the host");
         // with a repetition penalty greedy needs the host's view of the history
         log.clear();
         device.generate(prompts, new Sampler.Params(0, 0, 1, 1.3, 0), 3, (p, t, eos) -> {});

@@ -41,7 +41,8 @@ final class CudaBackend implements Backend {
       "scale_inplace", "squared_norm", "adamw_step", "attention_rows_tiled", "attention_dkv_tiled",
       "flash_attention_forward_64", "flash_attention_forward_128", "flash_attention_d", "flash_attention_dq_64",
       "flash_attention_dq_128", "flash_attention_dkv_64", "flash_attention_dkv_128", "squared_norm_many",
-      "argmax_rows", "gemv_16_r1", "gemv_16_r2", "gemv_16_r4"};
+      "argmax_rows", "gemv_16_r1", "gemv_16_r2", "gemv_16_r4",
+      "gemv_16", "sample_rows", "rmsnorm_forward_cast"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
   private static final int TQ = 16;
@@ -93,6 +94,9 @@ final class CudaBackend implements Backend {
   private long castCount;
   private DType castDtype;
   private boolean castValid;
+  // the 16-bit type of the first such weight uploaded: RMSNorm also writes its output's cast to it
+  // (fixed once weights are up, so a step's ops do not depend on what ran before it)
+  private DType fuseDtype;
 
   /** A page-locked host buffer and its device twin for one int[] argument. */
   private static final class IntStage {
@@ -138,6 +142,7 @@ final class CudaBackend implements Backend {
             + ": expected 0 (off), 1, 2 or 4 (weight rows per warp)");
       };
     }
+    this.tensorCores = major >= 8;
     String attention = System.getenv("MEDTUNE_CUDA_ATTENTION");
     if (attention != null && !attention.isEmpty() && !attention.equals("flash") && !attention.equals("tiled")) {
       throw new CudaException("MEDTUNE_CUDA_ATTENTION=" + attention + ": expected flash or tiled");
@@ -280,6 +285,14 @@ final class CudaBackend implements Backend {
       CudaTensor t = (CudaTensor) allocate(f.length);
       copyFromHost(f, t, 0);
       return new CudaTensor(DType.F32, info.shape(), t.base, 0, f.length);
+    }
+    if (info.dtype() != DType.F32 && fuseDtype == null) {
+      // the model's products will cast to this type: RMSNorm writes that cast too (rmsnormForward)
+      fuseDtype = info.dtype();
+      if (scratch16 == 0) {
+        scratch16Bytes = 1L << 20;
+        scratch16 = deviceAlloc(scratch16Bytes);
+      }
     }
     long p = deviceAlloc(expected);
     MemorySegment data = info.data();
@@ -530,6 +543,13 @@ final class CudaBackend implements Backend {
     if (castValid && cFrom < castSource + 4L * castCount && castSource < cTo) {
       castValid = false;
     }
+    if (bt.dtype != DType.F32 && gemvFits(transA, transB, m, k, alpha, beta, bt.address(), aPtr)) {
+      boolean keep = castValid; // the product does not write the cast's source (checked above)
+      gemv(ct.address(), aPtr, bt, m, n, k);
+      castValid = keep;
+      after("matmul (gemv_16)");
+      return;
+    }
     // row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: B comes first
     if (steps.active()) {
       steps.product(new StepGraphs.Product(CublasLt.dataType(bt.dtype), transB, transA, n, m, k,
@@ -573,6 +593,17 @@ final class CudaBackend implements Backend {
       CudaTensor rs = f32(rstd, "rmsnormForward", "rstd");
       checkRange(rs, 0, rows, "rmsnormForward rstd");
       r = rs.address();
+    }
+    long count = (long) rows * dim;
+    if (fuseDtype != null && 2 * count <= scratch16Bytes) {
+      // the cast of out that the next 16-bit product needs, in the same kernel (one launch fewer)
+      launch("rmsnorm_forward_cast", rows, rowBlock(dim), 0, o.address(), scratch16, xs.address(), w.address(), r,
+          eps, dim, code(fuseDtype));
+      castSource = o.address();
+      castCount = count;
+      castDtype = fuseDtype;
+      castValid = true;
+      return;
     }
     launch("rmsnorm_forward", rows, rowBlock(dim), 0, o.address(), xs.address(), w.address(), r, eps, dim);
   }
@@ -1171,6 +1202,34 @@ final class CudaBackend implements Backend {
     return steps.stats();
   }
 
+  // ---------------------------------------------------------------- decode products (gemv_16)
+
+  private static final int GEMV_MAX_ROWS = 4;
+  private boolean gemvOn = "1".equals(System.getenv("MEDTUNE_CUDA_GEMV"));
+
+  /** Turns the decode product kernel on or off (off by default until measured; MEDTUNE_CUDA_GEMV=1). */
+  void gemv(boolean on) {
+    gemvOn = on;
+  }
+
+  /** A linear layer's product of up to 4 rows on a 16-bit weight, aligned for 16-byte loads. */
+  private boolean gemvFits(boolean transA, boolean transB, int m, int k, float alpha, float beta, long w, long x16) {
+    return gemvOn && !transA && transB && m <= GEMV_MAX_ROWS && alpha == 1f && beta == 0f && k % 8 == 0
+        && w % 16 == 0 && x16 % 16 == 0;
+  }
+
+  /**
+   * {@code C[m, n] = x16 W^T} by {@code gemv_16} (gemv.cu): the weight streamed once for the m
+   * rows, split over the warps of a block so that small n still fill the GPU.
+   */
+  private void gemv(long c, long x16, CudaTensor w, int m, int n, int k) {
+    int cols = 8;
+    while (cols > 1 && (n + cols - 1) / cols < 4 * multiprocessors) {
+      cols /= 2;
+    }
+    launch("gemv_16", (n + cols - 1) / cols, 256, 0, c, x16, w.address(), m, n, k, code(w.dtype), cols);
+  }
+
   private long argmaxResult;       // device, int per row
   private long argmaxResultBytes;
 
@@ -1208,6 +1267,50 @@ final class CudaBackend implements Backend {
       mark("argmax (with the wait for the ops before)");
     }
     MemorySegment.copy(stage, JAVA_INT, 0, out, 0, rows);
+  }
+
+  private long sampleBuffer;       // device: the uniforms (double per row), then the tokens (int per row)
+  private long sampleBufferBytes;
+
+  /**
+   * {@code sample_rows} (sample.cu), one block per row: temperature sampling with the caller's
+   * uniforms, as {@link Backend#sampleOf} (which sums in index order; the kernel sums per thread
+   * chunk, so the two can differ only within rounding of a boundary of the cumulative sum).
+   */
+  @Override
+  public void sample(Tensor x, int rows, int dim, float invTemperature, double[] uniforms, int[] out) {
+    enter();
+    steps.leave("sample");
+    CudaTensor xs = f32(x, "sample", "x");
+    if (rows < 0 || dim < 1) {
+      throw new IllegalArgumentException("sample: " + rows + " rows of " + dim + " values");
+    }
+    checkRange(xs, 0, (long) rows * dim, "sample x");
+    if (out.length < rows || uniforms.length < rows) {
+      throw new IllegalArgumentException("sample: " + rows + " rows but " + uniforms.length
+          + " uniforms and room for " + out.length + " tokens");
+    }
+    if (rows == 0) {
+      return;
+    }
+    long bytes = 12L * rows;
+    if (sampleBufferBytes < bytes) {
+      driver.streamSynchronize(stream, null);
+      deviceFree(sampleBuffer);
+      sampleBufferBytes = Math.max(bytes, 3072);
+      sampleBuffer = deviceAlloc(sampleBufferBytes);
+    }
+    MemorySegment stage = hostStage(bytes);
+    MemorySegment.copy(uniforms, 0, stage, java.lang.foreign.ValueLayout.JAVA_DOUBLE, 0, rows);
+    driver.copyHtoDAsync(sampleBuffer, stage, 8L * rows, stream);
+    long tokens = sampleBuffer + 8L * rows;
+    launch("sample_rows", rows, 1024, 0, tokens, xs.address(), dim, invTemperature, sampleBuffer);
+    driver.copyDtoHAsync(stage.asSlice(8L * rows), tokens, 4L * rows, stream);
+    driver.streamSynchronize(stream, "sample");
+    if (profiling) {
+      mark("sample (with the wait for the ops before)");
+    }
+    MemorySegment.copy(stage, JAVA_INT, 8L * rows, out, 0, rows);
   }
 
   @Override

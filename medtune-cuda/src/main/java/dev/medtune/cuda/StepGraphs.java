@@ -40,14 +40,18 @@ import java.util.Map;
  * not have, or an op that cannot be in a graph, such as a copy to the host or a buffer that must
  * grow): the step falls back to running directly, so results never depend on the graph. The ops
  * of the step so far are queued directly from the record (they are identical to this step's, or
- * the mismatch would have been found earlier), the rest of the step runs directly, and the key is
- * not captured again. A failed capture falls back the same way. The first fallback is reported on
- * stderr; {@link #stats} counts them.
+ * the mismatch would have been found earlier), the rest of the step runs directly, and the key
+ * starts again from a new record (a scratch buffer that grew has a new address: one fallback, then
+ * a new graph); after {@link #MAX_FALLBACKS} fallbacks the key runs op by op for good, reported on
+ * stderr. A failed capture falls back the same way. {@link #stats} counts fallbacks and keeps the
+ * last reason.
  */
 final class StepGraphs implements AutoCloseable {
 
   /** Steps kept (graphs and their buffers) before the least recently used is destroyed. */
   static final int MAX_STEPS = 32;
+  /** Fallbacks of one key before it is never recorded again (its ops or arguments keep changing). */
+  static final int MAX_FALLBACKS = 3;
   /** Int groups of up to SLOT_BYTES share one page-locked slab and one device slab (no allocation per step). */
   private static final int SLOT_BYTES = 256;
   private static final int SLOTS = 1024;
@@ -118,6 +122,8 @@ final class StepGraphs implements AutoCloseable {
     final MemorySegment done;  // recorded after every run of the step
     boolean recorded;
     boolean disabled;
+    boolean reset;      // fell back: record again from the next time
+    int fallbacks;
     MemorySegment graph;
     MemorySegment exec;
 
@@ -351,6 +357,11 @@ final class StepGraphs implements AutoCloseable {
     if (!enabled) {
       return;
     }
+    if (!retired.isEmpty()) {
+      // buffers of discarded records: free once the copies queued from them have run
+      device.synchronize("the steps before freeing their buffers");
+      free(retired);
+    }
     Step s = steps.get(key);
     if (s == null) {
       if (steps.size() >= MAX_STEPS) {
@@ -377,7 +388,7 @@ final class StepGraphs implements AutoCloseable {
         device.beginCapture();
         mode = Mode.CAPTURE;
       } catch (CudaException e) {
-        disable(s, e.getMessage());
+        fellBack(s, e.getMessage());
         mode = Mode.DIRECT;
       }
     } else {
@@ -428,6 +439,26 @@ final class StepGraphs implements AutoCloseable {
     } finally {
       current = null;
       mode = Mode.DIRECT;
+      if (s.reset) {
+        forget(s);
+      }
+    }
+  }
+
+  /** Drops a step's record and graph so that the next time records it again. */
+  private void forget(Step s) {
+    s.reset = false;
+    s.recorded = false;
+    s.ops.clear();
+    retired.addAll(s.groups); // copies queued from them may not have run yet: freed at the next begin
+    s.groups.clear();
+    if (s.exec != null) {
+      device.destroyExec(s.exec); // its last run is finished or queued; the driver keeps what it needs
+      s.exec = null;
+    }
+    if (s.graph != null) {
+      device.destroyGraph(s.graph);
+      s.graph = null;
     }
   }
 
@@ -442,7 +473,7 @@ final class StepGraphs implements AutoCloseable {
     } catch (CudaException e) {
       mode = Mode.DIRECT;
       runDirectly(s, s.ops.size());
-      disable(s, e.getMessage());
+      fellBack(s, e.getMessage());
       return;
     }
     mode = Mode.DIRECT;
@@ -452,7 +483,7 @@ final class StepGraphs implements AutoCloseable {
     } catch (CudaException e) {
       device.destroyGraph(graph);
       runDirectly(s, s.ops.size());
-      disable(s, e.getMessage());
+      fellBack(s, e.getMessage());
       return;
     }
     captured++;
@@ -611,7 +642,7 @@ final class StepGraphs implements AutoCloseable {
 
   /**
    * Leaves graph mode for the rest of the step: ends a capture, queues the ops of the step so far
-   * directly (in replay and capture nothing has run yet) and never captures the key again.
+   * directly (in replay and capture nothing has run yet); the key is recorded again next time.
    */
   private void fallBack(String why) {
     Step s = current;
@@ -623,7 +654,7 @@ final class StepGraphs implements AutoCloseable {
     if (m == Mode.CAPTURE || m == Mode.REPLAY) {
       runDirectly(s, position);
     }
-    disable(s, why);
+    fellBack(s, why);
   }
 
   private void runDirectly(Step s, int count) {
@@ -643,13 +674,18 @@ final class StepGraphs implements AutoCloseable {
     }
   }
 
-  private void disable(Step s, String why) {
-    s.disabled = true;
+  private void fellBack(Step s, String why) {
     fallbacks++;
     lastFallback = "step " + s.key + ": " + why;
-    if (!warned) {
-      warned = true;
-      System.err.println("medtune: CUDA graph not used for " + lastFallback + " (the step runs op by op)");
+    if (++s.fallbacks >= MAX_FALLBACKS) {
+      s.disabled = true;
+      if (!warned) {
+        warned = true;
+        System.err.println("medtune: CUDA graph given up for " + lastFallback + " (" + MAX_FALLBACKS
+            + " fallbacks; the step runs op by op)");
+      }
+    } else {
+      s.reset = true;
     }
   }
 

@@ -34,7 +34,10 @@ import java.util.Random;
  * op or as a CUDA graph ({@code CudaBackend.cudaGraphs}), and greedy picking on the host (the
  * logits row copied, {@code Sampler}) or on the GPU ({@code argmax_rows}, one int back). The
  * first (graphs off, host sampling) is the previous version and the baseline of the ratios; all
- * four must produce the same tokens (checked and printed).
+ * four must produce the same tokens (checked and printed). A fifth path adds the decode product
+ * kernel ({@code gemv_16}, off by default): graphs on, GPU argmax, gemv; its tokens may differ
+ * from cuBLASLt's where the summation order decides a near-tie of the random model, so it reports
+ * how many tokens agree instead.
  *
  * <p>Usage: {@code CudaDecodeBench <work dir> <results file> [new tokens] [commit] [shape]}, shape
  * {@code llama-3.2-1b} (default) or {@code llama-3.1-8b} (16 GB, untied head); the results file
@@ -78,13 +81,17 @@ public final class CudaDecodeBench {
       System.out.printf("uploaded the weights in %.1f s; %s%n", (System.nanoTime() - t0) / 1e9, cuda.description());
       Generator gen = new Generator(model, model.newCache(1));
       String[] paths = {"graphs off, host sampling", "graphs off, GPU argmax", "graphs on, host sampling",
-          "graphs on, GPU argmax"};
+          "graphs on, GPU argmax", "graphs on, GPU argmax, gemv_16", "graphs on, GPU argmax, gemv_rows 1 per warp",
+          "graphs on, GPU argmax, gemv_rows 2 per warp", "graphs on, GPU argmax, gemv_rows 4 per warp"};
+      int[] agree = new int[paths.length];
       double[] medians = new double[paths.length];
       List<int[]> first = null;
       boolean sameTokens = true;
       for (int c = 0; c < paths.length; c++) {
         cuda.cudaGraphs(c >= 2);
-        gen.greedyOnDevice(c % 2 == 1);
+        gen.pickOnBackend(c % 2 == 1 || c >= 4);
+        cuda.gemv(c == 4);
+        cuda.gemvRows(c >= 5 ? 1 << (c - 5) : 0);
         StepGraphs.Stats before = cuda.graphStats();
         gen.generate(prompt, Sampler.Params.greedy(), 16, (p, t, eos) -> {}); // warm-up: plans, module, graph
         List<Double> runs = new ArrayList<>();
@@ -95,8 +102,16 @@ public final class CudaDecodeBench {
               res.decodeTokens(), res.decodeTokensPerSecond(), res.prefillTokensPerSecond());
           if (first == null) {
             first = res.tokens();
-          } else {
+          } else if (c < 4) {
             sameTokens &= java.util.Arrays.equals(first.get(0), res.tokens().get(0));
+          } else {
+            int[] a = first.get(0);
+            int[] b = res.tokens().get(0);
+            int same = 0;
+            while (same < Math.min(a.length, b.length) && a[same] == b[same]) {
+              same++;
+            }
+            agree[c] = same;
           }
         }
         runs.sort(null);
@@ -107,7 +122,11 @@ public final class CudaDecodeBench {
             after.replayed() - before.replayed(), after.fallbacks() - before.fallbacks(),
             after.fallbacks() > before.fallbacks() ? " (" + after.lastFallback() + ")" : "");
       }
-      System.out.println("the four paths produced " + (sameTokens ? "the same tokens" : "DIFFERENT TOKENS"));
+      cuda.gemv(false);
+      cuda.gemvRows(0);
+      System.out.println("the four cuBLASLt paths produced " + (sameTokens ? "the same tokens" : "DIFFERENT TOKENS")
+          + "; the first tokens as theirs, of " + first.get(0).length + ": gemv_16 " + agree[4] + ", gemv_rows "
+          + agree[5] + " / " + agree[6] + " / " + agree[7]);
       // bytes a decode step must read: every weight but the embedding table, of which one row is
       // read; a tied table is read whole as lm_head
       long embed = (long) config.vocabSize() * config.hiddenSize() * 2;
@@ -131,7 +150,8 @@ public final class CudaDecodeBench {
         double achieved = medians[c] * perToken;
         lines.add(String.format("| %s | %s | %s | %s shape, bf16, batch 1, float32 activations | %s%s | %.1f | %.2f | %.2fx | %.0f | %.0f | %.1f%% | %.0f | %.2f tokens/s (GPU %.0fx) |",
             Instant.now().toString().substring(0, 10), card, commit, shape, paths[c],
-            sameTokens ? "" : " (TOKENS DIFFER between paths)", medians[c], 1000 / medians[c], medians[c] / medians[0],
+            c >= 4 ? " (" + agree[c] + "/" + first.get(0).length + " tokens as cuBLASLt)"
+                : sameTokens ? "" : " (TOKENS DIFFER between paths)", medians[c], 1000 / medians[c], medians[c] / medians[0],
             achieved / 1e9, bandwidth / 1e9, 100 * achieved / bandwidth, floorTps, cpuTps, medians[c] / cpuTps));
       }
     }

@@ -19,7 +19,7 @@ import java.util.Random;
  * The decode products alone: one row of float32 activations against each bf16 weight shape of
  * Llama 3.1 8B (q/o, k/v, gate/up, down, lm_head), through cuBLASLt (the activation cast to bf16
  * first, as before gemv.cu: the baseline) and through gemv.cu with 1, 2 and 4 weight rows per
- * warp, in the same run on the same data. Each product is repeated 200 times between two waits
+ * warp, and through gemv.cu's split-K gemv_16 (on the cast activation), in the same run on the same data. Each product is repeated 200 times between two waits
  * for the stream (after a warm-up); prints microseconds and the weight bytes read per second
  * against the device's copy bandwidth measured in the same run, and appends a line per shape and
  * path to the results file.
@@ -63,9 +63,11 @@ public final class CudaGemvBench {
         Tensor c = cuda.allocate(n);
         double bytes = 2.0 * n * k;
         double baseUs = 0;
-        for (int path = 0; path < 4; path++) {
-          cuda.gemvRows(path == 0 ? 0 : path == 1 ? 1 : path == 2 ? 2 : 4);
-          String label = path == 0 ? "cuBLASLt (cast + product)" : "gemv_rows.cu, " + cuda.gemvRows() + " row(s) per warp";
+        for (int path = 0; path < 5; path++) {
+          cuda.gemvRows(path == 0 || path == 4 ? 0 : path == 1 ? 1 : path == 2 ? 2 : 4);
+          cuda.gemv(path == 4);
+          String label = path == 0 ? "cuBLASLt (cast + product)" : path == 4 ? "gemv.cu gemv_16 (cast + split-K product)"
+              : "gemv_rows.cu, " + cuda.gemvRows() + " row(s) per warp";
           double best = Double.MAX_VALUE;
           for (int round = 0; round < 4; round++) {
             cuda.synchronize();
@@ -89,9 +91,6 @@ public final class CudaGemvBench {
               Instant.now().toString().substring(0, 10), cuda.deviceName(), commit, names[s], n, k, reps, label, best, gbs,
               100 * gbs * 1e9 / bandwidth, bandwidth / 1e9, baseUs / best));
         }
-        cuda.free(w);
-        cuda.free(a);
-        cuda.free(c);
       }
     }
     Files.write(results, lines, StandardOpenOption.CREATE, StandardOpenOption.APPEND);

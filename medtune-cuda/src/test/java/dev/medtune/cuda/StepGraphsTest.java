@@ -315,7 +315,7 @@ class StepGraphsTest {
   }
 
   @Test
-  void anOpThatDiffersFromTheRecordFallsBackAndIsNotCapturedAgain() {
+  void anOpThatDiffersFromTheRecordFallsBackThenTheKeyIsRecordedAgain() {
     for (int s = 0; s < 3; s++) {
       decodeStep("decode", s, s, 1e-5f);
     }
@@ -324,10 +324,26 @@ class StepGraphsTest {
     StepGraphs.Stats st = steps.stats();
     assertEquals(1, st.fallbacks());
     assertTrue(st.lastFallback().contains("rmsnorm"), st.lastFallback());
+    // the new arguments are the step now (a buffer that moved, say): record, capture, replay again
+    for (int s = 0; s < 4; s++) {
+      decodeStep("decode", 8 + s, 8 + s, 2e-5f);
+      assertRanAsAsked("after the mismatch, step " + s);
+    }
+    assertEquals(2, steps.stats().recorded());
+    assertEquals(2, steps.stats().captured());
+    assertEquals(1 + 2, steps.stats().replayed());
+    // arguments that change every time: given up after MAX_FALLBACKS, then op by op
+    for (int s = 0; s < 12; s++) {
+      decodeStep("varying", s, s, 1e-5f * (s + 1));
+      assertRanAsAsked("varying, step " + s);
+    }
+    assertEquals(1 + StepGraphs.MAX_FALLBACKS, steps.stats().fallbacks());
     int launches = sim.graphLaunches;
-    decodeStep("decode", 8, 8, 1e-5f);
-    assertRanAsAsked("after the key was disabled");
-    assertEquals(launches, sim.graphLaunches, "a disabled key runs op by op");
+    long recorded = steps.stats().recorded();
+    decodeStep("varying", 99, 99, 1e-5f);
+    assertRanAsAsked("after the key was given up");
+    assertEquals(launches, sim.graphLaunches, "a key given up runs op by op");
+    assertEquals(recorded, steps.stats().recorded(), "and is not recorded again");
   }
 
   @Test
@@ -436,7 +452,8 @@ class StepGraphsTest {
       decodeStep("instantiate fails", s, s, 1e-5f);
       assertRanAsAsked("instantiate fails, step " + s);
     }
-    assertEquals(3, steps.stats().fallbacks());
+    // each capture fails: record, capture (fallback), record, capture (fallback)
+    assertEquals(3 * 2, steps.stats().fallbacks());
     assertEquals(0, sim.graphLaunches);
     assertTrue(steps.stats().lastFallback().contains("cuGraphInstantiateWithFlags"), steps.stats().lastFallback());
   }

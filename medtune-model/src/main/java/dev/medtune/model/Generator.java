@@ -11,9 +11,10 @@ import java.util.List;
  * any EOS id of the config or after {@code maxNewTokens}; every produced token is handed to the
  * listener as soon as it is sampled (the EOS too, so callers see why a sequence ended).
  *
- * <p>Greedy decoding without a repetition penalty picks the tokens where the logits are
- * ({@link Llama#forwardArgmax}: an int per prompt comes back, not 128,256 logits); the choice is
- * the host {@link Sampler}'s (the same {@code argmaxOf}). Other sampling copies the logits.
+ * <p>Greedy decoding, and temperature sampling without top-k / top-p, pick the tokens where the
+ * logits are when there is no repetition penalty ({@link Llama#forwardArgmax},
+ * {@link Llama#forwardSample}: an int per prompt comes back, not 128,256 logits), with the host
+ * {@link Sampler}'s meaning and its seeded uniforms. Top-k, top-p and the penalty copy the logits.
  */
 public final class Generator {
 
@@ -46,7 +47,7 @@ public final class Generator {
 
   private final Llama model;
   private final KvCache cache;
-  private boolean greedyOnDevice = true;
+  private boolean pickOnBackend = true;
 
   /** Generates with {@code model} using {@code cache} (one slot per prompt of a batch). */
   public Generator(Llama model, KvCache cache) {
@@ -55,11 +56,12 @@ public final class Generator {
   }
 
   /**
-   * Whether greedy decoding (without a repetition penalty) picks tokens on the backend (the
-   * default) or copies the logits to the host sampler; benchmarks compare the two.
+   * Whether greedy decoding and temperature sampling (without top-k, top-p or a repetition
+   * penalty) pick tokens on the backend (the default) or copy the logits to the host sampler;
+   * benchmarks compare the two.
    */
-  public void greedyOnDevice(boolean on) {
-    greedyOnDevice = on;
+  public void pickOnBackend(boolean on) {
+    pickOnBackend = on;
   }
 
   /**
@@ -108,9 +110,13 @@ public final class Generator {
     int[] positions = new int[maxRows];
     int[] logitRows = new int[n];
     int[] logitSeq = new int[n];
-    boolean onDevice = greedyOnDevice && params.temperature() == 0 && params.repetitionPenalty() == 1;
+    boolean greedy = params.temperature() == 0;
+    // on the backend: greedy, or temperature sampling without top-k / top-p; no repetition penalty
+    boolean onDevice = pickOnBackend && params.repetitionPenalty() == 1
+        && (greedy || params.topK() == 0 && params.topP() == 1);
     float[] logits = onDevice ? null : new float[n * vocab];
     int[] picked = new int[n];
+    double[] uniforms = greedy || !onDevice ? null : new double[n];
     int[][] history = new int[n][];
     int[] length = new int[n];
     Sampler[] samplers = new Sampler[n];
@@ -151,7 +157,12 @@ public final class Generator {
         }
         rows++;
       }
-      pass(tokens, slots, positions, rows, logitRows, logitCount, onDevice, logits, picked);
+      if (uniforms != null) {
+        for (int i = 0; i < logitCount; i++) {
+          uniforms[i] = samplers[logitSeq[i]].nextUniform();
+        }
+      }
+      pass(tokens, slots, positions, rows, logitRows, logitCount, onDevice, logits, picked, samplers[0], uniforms);
       prefillTokens += rows;
       for (int i = 0; i < logitCount; i++) {
         accept(logitSeq[i], onDevice, picked[i], logits, i * vocab, samplers, history, length, produced,
@@ -178,7 +189,12 @@ public final class Generator {
       if (rows == 0) {
         break;
       }
-      pass(tokens, slots, positions, rows, logitRows, rows, onDevice, logits, picked);
+      if (uniforms != null) {
+        for (int i = 0; i < rows; i++) {
+          uniforms[i] = samplers[logitSeq[i]].nextUniform();
+        }
+      }
+      pass(tokens, slots, positions, rows, logitRows, rows, onDevice, logits, picked, samplers[0], uniforms);
       decodeTokens += rows;
       for (int i = 0; i < rows; i++) {
         accept(logitSeq[i], onDevice, picked[i], logits, i * vocab, samplers, history, length, produced,
@@ -194,10 +210,16 @@ public final class Generator {
     return new Result(out, prefillTokens, prefillNanos, decodeTokens, decodeNanos);
   }
 
-  /** One forward pass: the greedy picks into {@code picked} on the device, or the logits to the host. */
+  /**
+   * One forward pass: the tokens picked on the backend into {@code picked} (greedy, or drawn with
+   * {@code uniforms}), or the logits to the host.
+   */
   private void pass(int[] tokens, int[] slots, int[] positions, int rows, int[] logitRows, int logitCount,
-      boolean onDevice, float[] logits, int[] picked) {
-    if (onDevice) {
+      boolean onDevice, float[] logits, int[] picked, Sampler sampler, double[] uniforms) {
+    if (onDevice && uniforms != null) {
+      model.forwardSample(tokens, slots, positions, rows, cache, logitRows, logitCount, sampler.invTemperature(),
+          uniforms, picked);
+    } else if (onDevice) {
       model.forwardArgmax(tokens, slots, positions, rows, cache, logitRows, logitCount, picked);
     } else {
       model.forward(tokens, slots, positions, rows, cache, logitRows, logitCount, logits);

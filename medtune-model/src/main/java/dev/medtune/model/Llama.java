@@ -207,6 +207,23 @@ public final class Llama {
   }
 
   /**
+   * As {@link #forwardArgmax}, but each listed row's token drawn from {@code softmax(logits *
+   * invTemperature)} with the caller's uniform {@code uniforms[i]} ({@link Backend#sample}, where
+   * the logits are): temperature sampling without top-k / top-p.
+   */
+  public void forwardSample(int[] tokens, int[] slots, int[] positions, int rows, KvCache cache,
+      int[] logitRows, int logitCount, float invTemperature, double[] uniforms, int[] tokensOut) {
+    if (tokensOut.length < logitCount || uniforms.length < logitCount) {
+      throw new IllegalArgumentException(logitCount + " rows need as many uniforms (" + uniforms.length
+          + ") and tokens (" + tokensOut.length + ")");
+    }
+    if (!run(tokens, slots, positions, rows, cache, logitRows, logitCount, null)) {
+      return;
+    }
+    backend.sample(logits, logitCount, config.vocabSize(), invTemperature, uniforms, tokensOut);
+  }
+
+  /**
    * The forward pass up to the logits of the listed rows (left on the device), then, with
    * {@code targets}, their losses; false when no row has logits. Decode-sized passes are one step.
    */

@@ -83,25 +83,14 @@ public final class Sampler {
     if (params.temperature() == 0) {
       return argmax(scores);
     }
-    float invT = (float) (1 / params.temperature());
+    float invT = invTemperature();
+    if (params.topK() == 0 && params.topP() == 1) {
+      return Backend.sampleOf(scores, 0, vocab, invT, random.nextDouble());
+    }
     float max = Float.NEGATIVE_INFINITY;
     for (int i = 0; i < vocab; i++) {
       scores[i] *= invT;
       max = Math.max(max, scores[i]);
-    }
-    if (params.topK() == 0 && params.topP() == 1) {
-      double sum = 0;
-      for (int i = 0; i < vocab; i++) {
-        sum += Math.exp(scores[i] - max);
-      }
-      double r = random.nextDouble() * sum;
-      for (int i = 0; i < vocab; i++) {
-        r -= Math.exp(scores[i] - max);
-        if (r < 0) {
-          return i;
-        }
-      }
-      return argmax(scores);
     }
     // order by score, highest first, lower id first among equals: one primitive sort of
     // (sortable score bits, inverted id) keys
@@ -138,6 +127,20 @@ public final class Sampler {
       }
     }
     return idAt(keep - 1);
+  }
+
+  /** {@code 1 / temperature} as the scores are scaled by it (float). */
+  float invTemperature() {
+    return (float) (1 / params.temperature());
+  }
+
+  /**
+   * The uniform of the next draw, for a backend that samples where the logits are
+   * ({@link dev.medtune.model.backend.Backend#sample}): one per token, as {@link #sample} draws,
+   * so the seed gives the same stream of uniforms either way.
+   */
+  double nextUniform() {
+    return random.nextDouble();
   }
 
   /** The id of the {@code rank}-th most likely token after the sort. */

@@ -27,6 +27,33 @@ extern "C" __global__ void rmsnorm_forward(float* out, const float* x, const flo
   }
 }
 
+// rmsnorm_forward_cast: the same, also writing out's rounding to bf16/f16 into out16 (cast_to_16's
+// result for out, without its launch): the normalised input of q/k/v and gate/up is cast anyway.
+extern "C" __global__ void rmsnorm_forward_cast(float* out, unsigned short* out16, const float* x,
+                                                const float* weight, float* rstd, float eps, int dim,
+                                                int dtype) {
+  __shared__ float scratch[32];
+  int t = blockIdx.x;
+  const float* xr = x + (long long) t * dim;
+  float* orow = out + (long long) t * dim;
+  unsigned short* hrow = out16 + (long long) t * dim;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    float v = xr[i];
+    ss += v * v;
+  }
+  ss = block_sum(ss, scratch);
+  float inv = (float) (1.0 / sqrt((double) (ss / dim + eps)));
+  if (rstd != 0 && threadIdx.x == 0) {
+    rstd[t] = inv;
+  }
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    float o = xr[i] * inv * weight[i];
+    orow[i] = o;
+    hrow[i] = float_to_16(o, dtype);
+  }
+}
+
 extern "C" __global__ void rmsnorm_backward(float* dx, const float* dout, const float* x,
                                             const float* weight, const float* rstd, int dim) {
   __shared__ float scratch[32];

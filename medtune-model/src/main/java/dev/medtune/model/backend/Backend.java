@@ -337,6 +337,56 @@ public interface Backend extends AutoCloseable {
     return Math.max(best, 0);
   }
 
+  /**
+   * Temperature sampling where the logits are: {@code out[t] = sampleOf(x[t, 0..dim),
+   * invTemperature, uniforms[t])} for {@code t < rows}, the uniforms drawn by the caller (so its
+   * seed decides, as on the host). Waits for the queued ops. This default copies each row.
+   */
+  default void sample(Tensor x, int rows, int dim, float invTemperature, double[] uniforms, int[] out) {
+    if (out.length < rows || uniforms.length < rows) {
+      throw new IllegalArgumentException("sample: " + rows + " rows but " + uniforms.length
+          + " uniforms and room for " + out.length + " tokens");
+    }
+    float[] row = new float[dim];
+    for (int t = 0; t < rows; t++) {
+      copyToHost(x, (long) t * dim, row, dim);
+      out[t] = sampleOf(row, 0, dim, invTemperature, uniforms[t]);
+    }
+  }
+
+  /**
+   * A draw from {@code softmax(v * invTemperature)} over {@code v[offset, offset + length)} by
+   * inversion with the uniform {@code u} in [0, 1): with {@code s_i = v_i * invTemperature}
+   * (float), {@code m = max s_i}, {@code e_i = exp(s_i - m)} (double) and {@code r = u * sum e_i}
+   * (summed in index order), the first {@code i} with {@code r - (e_0 + ... + e_i) < 0}; when
+   * rounding leaves none (or a NaN or infinity makes the sum NaN), {@code argmaxOf} the scaled
+   * row. This is the host {@code Sampler}'s temperature sampling without top-k / top-p, which
+   * calls it; a backend's {@link #sample} may sum in another order, so that it may differ only
+   * where {@code r} is within rounding of a boundary of the cumulative sum.
+   */
+  static int sampleOf(float[] v, int offset, int length, float invTemperature, double u) {
+    float max = Float.NEGATIVE_INFINITY;
+    for (int i = 0; i < length; i++) {
+      max = Math.max(max, v[offset + i] * invTemperature);
+    }
+    double sum = 0;
+    for (int i = 0; i < length; i++) {
+      sum += Math.exp(v[offset + i] * invTemperature - max);
+    }
+    double r = u * sum;
+    for (int i = 0; i < length; i++) {
+      r -= Math.exp(v[offset + i] * invTemperature - max);
+      if (r < 0) {
+        return i;
+      }
+    }
+    float[] scaled = new float[length];
+    for (int i = 0; i < length; i++) {
+      scaled[i] = v[offset + i] * invTemperature;
+    }
+    return argmaxOf(scaled, 0, length);
+  }
+
   /** Waits for the queued ops (a no-op on the CPU). */
   default void synchronize() {}
 
