@@ -42,6 +42,7 @@ final class CudaBackend implements Backend {
       "flash_attention_forward_64", "flash_attention_forward_128", "flash_attention_d", "flash_attention_dq_64",
       "flash_attention_dq_128", "flash_attention_dkv_64", "flash_attention_dkv_128", "squared_norm_many",
       "argmax_rows", "gemv_16_r1", "gemv_16_r2", "gemv_16_r4",
+      "gemv_16_multi_r1", "gemv_16_multi_r2", "gemv_16_multi_r4",
       "gemv_16", "sample_rows", "rmsnorm_forward_cast"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
@@ -66,10 +67,15 @@ final class CudaBackend implements Backend {
   private final int multiprocessors;
   private final boolean syncEveryOp;
   // gemv_rows.cu for products of at most GEMV_ROWS_MAX_M rows with a 16-bit weight: weight rows per
-  // warp (1, 2 or 4; 0: off), MEDTUNE_CUDA_GEMV_ROWS
+  // warp (1, 2 or 4; 0: off), MEDTUNE_CUDA_GEMV_ROWS. 2 by default: CudaGemvBench on an H200 had it
+  // 1.6-1.9x cuBLASLt's cast + product on the 8B's q/k/v/o shapes and 1.04x on lm_head, but 0.95-0.98x
+  // on gate/up/down (117 MB weights, where cuBLASLt reaches 85-87% of the copy bandwidth): so only
+  // weights under GEMV_ROWS_MAX_ELEMENTS, or with GEMV_ROWS_MIN_N rows and more (lm_head), take it.
   private static final int GEMV_ROWS_MAX_M = 4;
   private static final int GEMV_ROWS_WARPS = 8;
-  private int gemvRows;
+  private static final long GEMV_ROWS_MAX_ELEMENTS = 40L << 20;
+  private static final int GEMV_ROWS_MIN_N = 65536;
+  private int gemvRows = 2;
   private final boolean tensorCores;      // compute capability 8.0 or later: bf16 mma.sync
   private boolean flashAttention;         // MEDTUNE_CUDA_ATTENTION: flash (default) or tiled
   private final StepGraphs steps;
@@ -493,6 +499,48 @@ final class CudaBackend implements Backend {
     return gemvRows;
   }
 
+  private boolean gemvRowsFits(CudaTensor w, boolean transA, boolean transB, int m, int n, int k, long a) {
+    return gemvRows > 0 && w.dtype != DType.F32 && transB && !transA && m <= GEMV_ROWS_MAX_M && k % 8 == 0
+        && w.address() % 16 == 0 && a % 16 == 0;
+  }
+
+  @Override
+  public void linearShared(Tensor x, int rows, int in, Tensor[] weights, Tensor[] outs, int[] ns) {
+    enter();
+    CudaTensor xt = f32(x, "linearShared", "x");
+    checkRange(xt, 0, (long) rows * in, "linearShared x");
+    boolean one = weights.length >= 1 && weights.length <= 3 && rows > 0;
+    long elements = 0;
+    int total = 0;
+    for (int i = 0; one && i < weights.length; i++) {
+      CudaTensor w = (CudaTensor) weights[i];
+      one = w.dtype == ((CudaTensor) weights[0]).dtype && ns[i] % gemvRows == 0
+          && gemvRowsFits(w, false, true, rows, ns[i], in, xt.address());
+      elements += (long) ns[i] * in;
+      total += ns[i];
+    }
+    if (!one || elements > GEMV_ROWS_MAX_ELEMENTS) {
+      Backend.super.linearShared(x, rows, in, weights, outs, ns);
+      return;
+    }
+    // q/k/v of a decode step: one launch over the three weights (gemv_rows.cu, gemv_16_multi_rR)
+    long[] w = new long[3];
+    long[] c = new long[3];
+    int[] n = new int[3];
+    for (int i = 0; i < weights.length; i++) {
+      CudaTensor wt = (CudaTensor) weights[i];
+      CudaTensor ct = f32(outs[i], "linearShared", "out " + i);
+      checkRange(ct, 0, (long) rows * ns[i], "linearShared out " + i);
+      checkRange(wt, 0, (long) ns[i] * in, "linearShared weight " + i);
+      w[i] = wt.address();
+      c[i] = ct.address();
+      n[i] = ns[i];
+    }
+    int perBlock = GEMV_ROWS_WARPS * gemvRows;
+    launch("gemv_16_multi_r" + gemvRows, (total + perBlock - 1) / perBlock, GEMV_ROWS_WARPS * 32, 0, c[0], c[1], c[2],
+        w[0], w[1], w[2], n[0], n[1], n[2], xt.address(), rows, in, code(((CudaTensor) weights[0]).dtype));
+  }
+
   // ---------------------------------------------------------------- ops
 
   @Override
@@ -509,8 +557,7 @@ final class CudaBackend implements Backend {
       return;
     }
     long aPtr = at.address();
-    if (gemvRows > 0 && bt.dtype != DType.F32 && transB && !transA && m <= GEMV_ROWS_MAX_M && k % 8 == 0
-        && bt.address() % 16 == 0 && aPtr % 16 == 0) {
+    if (gemvRowsFits(bt, transA, transB, m, n, k, aPtr) && ((long) n * k <= GEMV_ROWS_MAX_ELEMENTS || n >= GEMV_ROWS_MIN_N)) {
       // decode: a few float32 rows against a 16-bit weight, bound by the weight's bytes (gemv_rows.cu)
       int perBlock = GEMV_ROWS_WARPS * gemvRows;
       launch("gemv_16_r" + gemvRows, (n + perBlock - 1) / perBlock, GEMV_ROWS_WARPS * 32, 0, ct.address(), aPtr,
@@ -1209,6 +1256,9 @@ final class CudaBackend implements Backend {
 
   /** Turns the decode product kernel on or off (off by default until measured; MEDTUNE_CUDA_GEMV=1). */
   void gemv(boolean on) {
+    if (on != gemvOn) {
+      steps.forget(); // recorded steps name the other kernels
+    }
     gemvOn = on;
   }
 

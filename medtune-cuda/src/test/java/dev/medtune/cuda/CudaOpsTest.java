@@ -277,6 +277,38 @@ class CudaOpsTest {
   }
 
   @Test
+  void sharedInputProductsAsOneLaunchMatchTheCpu() {
+    // Backend.linearShared: q/k/v of a decode step as one gemv_16_multi launch (m <= 4), and the
+    // per-product path (m = 5, and widths that are not a multiple of the rows per warp)
+    int k = 512;
+    int[][] widths = {{256, 64, 64}, {512, 128, 128}, {130, 64, 64}};
+    for (int[] ns : widths) {
+      for (int m : new int[] {1, 3, 5}) {
+        Pair x = pair(randoms(m * k, 1), m, k);
+        Tensor[] wc = new Tensor[3];
+        Tensor[] wg = new Tensor[3];
+        Pair[] out = new Pair[3];
+        for (int i = 0; i < 3; i++) {
+          Pair w = weight(DType.BF16, randoms(ns[i] * k, 0.5), ns[i], k);
+          wc[i] = w.cpu;
+          wg[i] = w.gpu;
+          out[i] = output(m, ns[i]);
+        }
+        cpu.linearShared(x.cpu, m, k, wc, new Tensor[] {out[0].cpu, out[1].cpu, out[2].cpu}, ns);
+        cuda.linearShared(x.gpu, m, k, wg, new Tensor[] {out[0].gpu, out[1].gpu, out[2].gpu}, ns);
+        for (int i = 0; i < 3; i++) {
+          // a launch of gemv_rows keeps x in float32 (float32 sums only); cuBLASLt rounds x to bf16
+          // (outputs are sums of 512 products of size ~1 x 0.5: |ref| ~ 10)
+          boolean oneLaunch = m <= 4 && java.util.Arrays.stream(ns).allMatch(n -> n % cuda.gemvRows() == 0);
+          compare("linearShared", String.format("m=%d, widths %d/%d/%d, product %d%s", m, ns[0], ns[1], ns[2], i,
+                  oneLaunch ? " (one launch)" : ""),
+              read(cpu, out[i].cpu), read(cuda, out[i].gpu), oneLaunch ? 2e-3 : 1e-1, oneLaunch ? 1e-4 : 2e-2);
+        }
+      }
+    }
+  }
+
+  @Test
   void aCastOperandIsReusedOnlyWhileItsSourceIsUnchanged() {
     int m = 6, k = 128, n = 96;
     Pair a = pair(randoms(m * k, 1), m, k);

@@ -54,7 +54,9 @@ public final class Llama {
   private final Tensor v;
   private final Tensor attnOut; // attention output before o_proj
   private final Tensor att;     // the attention's saved state (Backend.attentionStateFloats)
-  private final Tensor proj;    // o_proj / down_proj output
+  private final Tensor[][] qkvWeights; // per layer {q_proj, k_proj, v_proj}: Backend.linearShared
+  private final Tensor[] qkvOut;       // {q, k, v}: its outputs
+  private final int[] qkvDims;
   private final Tensor gate;
   private final Tensor up;
   private final Tensor hidden;  // silu(gate) * up
@@ -117,7 +119,12 @@ public final class Llama {
     v = backend.allocate(maxRows, c.kvDim());
     attnOut = backend.allocate(maxRows, qDim);
     att = backend.allocate(backend.attentionStateFloats(maxRows, c.numHeads(), c.headDim(), maxLength));
-    proj = backend.allocate(maxRows, h);
+    qkvWeights = new Tensor[layers.length][];
+    for (int l = 0; l < layers.length; l++) {
+      qkvWeights[l] = new Tensor[] {layers[l].qProj(), layers[l].kProj(), layers[l].vProj()};
+    }
+    qkvOut = new Tensor[] {q, k, v};
+    qkvDims = new int[] {qDim, c.kvDim(), c.kvDim()};
     gate = backend.allocate(maxRows, c.intermediateSize());
     up = backend.allocate(maxRows, c.intermediateSize());
     hidden = backend.allocate(maxRows, c.intermediateSize());
@@ -277,24 +284,21 @@ public final class Llama {
 
       // attention: x = x + o_proj(attention(rope(q_proj(n)), rope(k_proj(n)), v_proj(n))), n = rmsnorm(x)
       backend.rmsnormForward(xn, x, w.inputLayernorm(), null, eps, rows, h);
-      backend.matmul(q, xn, false, w.qProj(), true, rows, qDim, h, 1f, 0f);
-      backend.matmul(k, xn, false, w.kProj(), true, rows, kvDim, h, 1f, 0f);
-      backend.matmul(v, xn, false, w.vProj(), true, rows, kvDim, h, 1f, 0f);
+      backend.linearShared(xn, rows, h, qkvWeights[l], qkvOut, qkvDims);
       backend.ropeForward(q, ropeTable, positions, rows, heads, hd);
       backend.ropeForward(k, ropeTable, positions, rows, kvHeads, hd);
       backend.kvStoreForward(cache.keys(l), cache.values(l), k, v, slots, positions, rows, kvDim, maxLength);
       backend.attentionForward(attnOut, att, q, cache.keys(l), cache.values(l), slots, positions,
           rows, heads, kvHeads, hd, maxLength);
-      backend.matmul(proj, attnOut, false, w.oProj(), true, rows, h, qDim, 1f, 0f);
-      backend.addForward(x, x, proj, rows, h);
+      // the residual add as the product's beta = 1: x = x + attnOut W_o^T (one launch fewer, same float32 sums)
+      backend.matmul(x, attnOut, false, w.oProj(), true, rows, h, qDim, 1f, 1f);
 
       // ffn: x = x + down_proj(silu(gate_proj(n)) * up_proj(n)), n = rmsnorm(x)
       backend.rmsnormForward(xn, x, w.postAttentionLayernorm(), null, eps, rows, h);
       backend.matmul(gate, xn, false, w.gateProj(), true, rows, ffn, h, 1f, 0f);
       backend.matmul(up, xn, false, w.upProj(), true, rows, ffn, h, 1f, 0f);
       backend.swigluForward(hidden, gate, up, rows, ffn);
-      backend.matmul(proj, hidden, false, w.downProj(), true, rows, h, ffn, 1f, 0f);
-      backend.addForward(x, x, proj, rows, h);
+      backend.matmul(x, hidden, false, w.downProj(), true, rows, h, ffn, 1f, 1f);
     }
 
     // final norm, then lm_head only on the rows whose next token is wanted

@@ -11,7 +11,9 @@
 // l, l + 32, ... of those rows, UNROLL chunks of each row in flight, and keeps one partial sum
 // per (row of A, row of W); warp sums finish. R > 1 reads each A chunk once for R weight rows.
 // The variants (gemv_16_r1, _r2, _r4: R = 1, 2, 4) are timed against each other and cuBLASLt by
-// CudaGemvBench; CudaBackend picks one. The caller guarantees k % 8 == 0 and 16-byte aligned W
+// CudaGemvBench; CudaBackend picks one. gemv_16_multi_rR runs up to three products that read the
+// same A (q/k/v of a layer) as one launch: the warps' rows run over the weights one after the
+// other (each n_i a multiple of R, so a warp stays inside one weight). The caller guarantees k % 8 == 0 and 16-byte aligned W
 // and A (k % 4 == 0 for A's float4 loads).
 // Accumulation order differs from cuBLASLt's: results agree to float32 rounding, not bitwise.
 
@@ -35,14 +37,9 @@ __device__ __forceinline__ void gemvr_unpack(uint4 w, int dtype, float* f) {
 }
 
 template <int R, int UNROLL>
-__device__ __forceinline__ void gemvr_body(float* C, const float* A, const void* W, int m, int n, int k,
-                                          float alpha, float beta, int dtype) {
-  int warp = threadIdx.x >> 5;
+__device__ __forceinline__ void gemvr_rows(float* C, const float* A, const void* W, int m, int n, int k, int j0,
+                                           float alpha, float beta, int dtype) {
   int lane = threadIdx.x & 31;
-  int j0 = (blockIdx.x * GEMVR_WARPS + warp) * R;
-  if (j0 >= n) {
-    return;
-  }
   int chunks = k >> 3;  // 8 weights per 16 bytes
   const uint4* rows[R];
 #pragma unroll
@@ -106,6 +103,29 @@ __device__ __forceinline__ void gemvr_body(float* C, const float* A, const void*
   }
 }
 
+template <int R, int UNROLL>
+__device__ __forceinline__ void gemvr_body(float* C, const float* A, const void* W, int m, int n, int k,
+                                           float alpha, float beta, int dtype) {
+  int j0 = (blockIdx.x * GEMVR_WARPS + (threadIdx.x >> 5)) * R;
+  if (j0 < n) {
+    gemvr_rows<R, UNROLL>(C, A, W, m, n, k, j0, alpha, beta, dtype);
+  }
+}
+
+template <int R, int UNROLL>
+__device__ __forceinline__ void gemvr_multi(float* C0, float* C1, float* C2, const void* W0, const void* W1,
+                                            const void* W2, int n0, int n1, int n2, const float* A, int m, int k,
+                                            int dtype) {
+  int j = (blockIdx.x * GEMVR_WARPS + (threadIdx.x >> 5)) * R;
+  if (j < n0) {
+    gemvr_rows<R, UNROLL>(C0, A, W0, m, n0, k, j, 1.0f, 0.0f, dtype);
+  } else if ((j -= n0) < n1) {
+    gemvr_rows<R, UNROLL>(C1, A, W1, m, n1, k, j, 1.0f, 0.0f, dtype);
+  } else if ((j -= n1) < n2) {
+    gemvr_rows<R, UNROLL>(C2, A, W2, m, n2, k, j, 1.0f, 0.0f, dtype);
+  }
+}
+
 // grid: ceil(n / (GEMVR_WARPS * R)) blocks of GEMVR_WARPS warps
 extern "C" __global__ void gemv_16_r1(float* C, const float* A, const void* W, int m, int n, int k, float alpha,
                                       float beta, int dtype) {
@@ -120,4 +140,23 @@ extern "C" __global__ void gemv_16_r2(float* C, const float* A, const void* W, i
 extern "C" __global__ void gemv_16_r4(float* C, const float* A, const void* W, int m, int n, int k, float alpha,
                                       float beta, int dtype) {
   gemvr_body<4, 2>(C, A, W, m, n, k, alpha, beta, dtype);
+}
+
+// grid: ceil((n0 + n1 + n2) / (GEMVR_WARPS * R)) blocks; each n_i % R == 0; C_i = A W_i^T
+extern "C" __global__ void gemv_16_multi_r1(float* C0, float* C1, float* C2, const void* W0, const void* W1,
+                                            const void* W2, int n0, int n1, int n2, const float* A, int m, int k,
+                                            int dtype) {
+  gemvr_multi<1, 4>(C0, C1, C2, W0, W1, W2, n0, n1, n2, A, m, k, dtype);
+}
+
+extern "C" __global__ void gemv_16_multi_r2(float* C0, float* C1, float* C2, const void* W0, const void* W1,
+                                            const void* W2, int n0, int n1, int n2, const float* A, int m, int k,
+                                            int dtype) {
+  gemvr_multi<2, 2>(C0, C1, C2, W0, W1, W2, n0, n1, n2, A, m, k, dtype);
+}
+
+extern "C" __global__ void gemv_16_multi_r4(float* C0, float* C1, float* C2, const void* W0, const void* W1,
+                                            const void* W2, int n0, int n1, int n2, const float* A, int m, int k,
+                                            int dtype) {
+  gemvr_multi<4, 2>(C0, C1, C2, W0, W1, W2, n0, n1, n2, A, m, k, dtype);
 }

@@ -64,6 +64,19 @@ public interface Backend extends AutoCloseable {
       int m, int n, int k, float alpha, float beta);
 
   /**
+   * Linear layers that read the same input: {@code outs[i] = x W_i^T} ({@code rows x ns[i]},
+   * overwritten) for each weight {@code W_i} ({@code ns[i] x in}), {@code x} being
+   * {@code rows x in}: Llama's q/k/v projections. The default is one {@link #matmul} each; a
+   * backend may run them as one kernel (the CUDA backend does at decode, where each of k and v
+   * alone is too small to keep the GPU's memory busy).
+   */
+  default void linearShared(Tensor x, int rows, int in, Tensor[] weights, Tensor[] outs, int[] ns) {
+    for (int i = 0; i < weights.length; i++) {
+      matmul(outs[i], x, false, weights[i], true, rows, ns[i], in, 1f, 0f);
+    }
+  }
+
+  /**
    * {@link #matmul} over {@code batch} independent products whose operands start {@code strideA},
    * {@code strideB}, {@code strideC} elements apart.
    */
