@@ -514,8 +514,8 @@ final class CudaBackend implements Backend {
     int total = 0;
     for (int i = 0; one && i < weights.length; i++) {
       CudaTensor w = (CudaTensor) weights[i];
-      one = w.dtype == ((CudaTensor) weights[0]).dtype && ns[i] % gemvRows == 0
-          && gemvRowsFits(w, false, true, rows, ns[i], in, xt.address());
+      one = gemvRowsFits(w, false, true, rows, ns[i], in, xt.address())
+          && w.dtype == ((CudaTensor) weights[0]).dtype && ns[i] % gemvRows == 0;
       elements += (long) ns[i] * in;
       total += ns[i];
     }
