@@ -43,13 +43,14 @@ final class CudaBackend implements Backend {
       "flash_attention_dq_128", "flash_attention_dkv_64", "flash_attention_dkv_128", "squared_norm_many",
       "argmax_rows", "gemv_16_r1", "gemv_16_r2", "gemv_16_r4",
       "gemv_16_multi_r1", "gemv_16_multi_r2", "gemv_16_multi_r4",
-      "gemv_16", "sample_rows", "rmsnorm_forward_cast"};
+      "gemv_16", "sample_rows", "rmsnorm_forward_cast", "attention_decode"};
   // the query-tiled attention kernels (attention_tiled.cu) take head dimensions up to this
   private static final int TILED_MAX_HEAD_DIM = 128;
   private static final int TQ = 16;
   private static final int TK = 32;
   private static final int ELEMENTWISE_BLOCK = 256;
   private static final int ATTENTION_BLOCK = 128;
+  private static final int ATTENTION_DECODE_THREADS = 512; // DECODE_WARPS of attention_decode.cu
   private static final int INT_STAGES = 8;
   // flash_attention.cu: tiles of 64 rows, head dims up to 128 (variants 64 and 128), 4 warps
   private static final int FLASH_MAX_HEAD_DIM = 128;
@@ -811,6 +812,12 @@ final class CudaBackend implements Backend {
     // to scratch and it writes the log-sum-exp into att
     long probabilities = flash ? flashScratch(4L * rows * heads * maxLength) : p.address();
     long lse = flash ? p.address() : 0L;
+    if (headDim % 4 == 0 && headDim <= 128 && ((qt.address() | kc.address() | vc.address() | o.address()) & 15) == 0) {
+      // attention_decode.cu: whole key rows per warp, coalesced
+      launch("attention_decode", rows * heads, ATTENTION_DECODE_THREADS, 0, o.address(), probabilities, lse,
+          qt.address(), kc.address(), vc.address(), s, pos, heads, kvHeads, headDim, maxLength, scale);
+      return;
+    }
     int shared = (headDim + 32) * 4;
     launch("attention_forward", rows * heads, ATTENTION_BLOCK, shared, o.address(), probabilities, lse, qt.address(),
         kc.address(), vc.address(), s, pos, heads, kvHeads, headDim, maxLength, scale);

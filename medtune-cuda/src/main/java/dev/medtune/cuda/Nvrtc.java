@@ -33,7 +33,7 @@ final class Nvrtc {
   static final List<String> SOURCES = List.of(
       "common.cuh", "cast.cu", "embedding.cu", "rmsnorm.cu", "rope.cu", "attention.cu",
       "swiglu.cu", "add.cu", "softmax.cu", "attention_backward.cu", "attention_tiled.cu", "flash_attention.cu", "cross_entropy.cu",
-      "optimizer.cu", "argmax.cu", "gemv_rows.cu", "gemv.cu", "sample.cu");
+      "optimizer.cu", "argmax.cu", "gemv_rows.cu", "gemv.cu", "sample.cu", "attention_decode.cu");
 
   private Nvrtc() {}
 

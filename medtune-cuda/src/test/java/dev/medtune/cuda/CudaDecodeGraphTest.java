@@ -325,7 +325,18 @@ class CudaDecodeGraphTest {
   @Test
   void aScratchBufferThatMovesCostsOneFallbackThenTheStepIsCapturedAgain() {
     // a bf16 product inside the step reads the 16-bit operand buffer; a large product outside the
-    // step makes that buffer grow (a new address): the next replay differs from its record
+    // step makes that buffer grow (a new address): the next replay differs from its record.
+    // cuBLASLt products only: gemv_rows.cu (the default at one row) needs no cast and no buffer.
+    int gemvRows = cuda.gemvRows();
+    cuda.gemvRows(0);
+    try {
+      scratchMoves();
+    } finally {
+      cuda.gemvRows(gemvRows);
+    }
+  }
+
+  private void scratchMoves() {
     int k = 64, n = 48;
     MemorySegment seg = arena.allocate(2L * n * k, 16);
     Random r = new Random(3);
