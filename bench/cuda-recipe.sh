@@ -88,6 +88,9 @@ os.replace(jar + ".tmp", jar)
 EOF
   gzip -c "$work/prepared/train.jsonl" > "$dest.tmp/data/train.jsonl.gz"
   cp "$work/prepared/report.json" "$dest.tmp/data/prepare-report.json"
+  # real MedMCQA questions (the shared dev sample) for the generate and eval runs after training
+  cp "$root/../shared/data/medmcqa/dev-choices.jsonl" "$dest.tmp/data/" 2>/dev/null \
+    || cp /work/shared/data/medmcqa/dev-choices.jsonl "$dest.tmp/data/"
   gzip -c "$tok/tokenizer.json" > "$dest.tmp/tokenizer/tokenizer.json.gz"
   cp "$tok/tokenizer_config.json" "$dest.tmp/tokenizer/"
   cp "$here/cuda-recipe.sh" "$dest.tmp/"
@@ -193,6 +196,20 @@ print(line)
 with open(f"{out}/recipe-results.md", "a") as f:
     f.write(line + "\n")
 EOF
+  # the other commands on the same device with the adapter just written: streamed generation and
+  # an accuracy run (the weights are random, so the answers are noise; what counts is that the
+  # commands run there and how fast)
+  if [[ -f $here/data/dev-choices.jsonl ]]; then
+    echo "== generate --device $device --adapter (greedy, 64 new tokens)"
+    "${java[@]}" generate --model "$work/model" --adapter "$work/run/adapter" --device "$device" --max-new-tokens 64 \
+      --question "Which of the following is the drug of choice for absence seizures?" 2>&1 \
+      | tee "$out/generate.log" | grep -v '^WARNING: Using incubator' | tail -8
+    echo "== eval --device $device --adapter --limit 200 (loglik, real MedMCQA dev questions)"
+    "${java[@]}" eval --model "$work/model" --adapter "$work/run/adapter" --device "$device" \
+      --data "$here/data/dev-choices.jsonl" --limit 200 --output "$work/eval" 2>&1 \
+      | tee "$out/eval.log" | grep -v '^WARNING: Using incubator' | tail -20
+    cp "$work/eval/report.md" "$out/eval-report.md" 2>/dev/null
+  fi
   [[ ${RECIPE_KEEP:-0} == 1 ]] || rm -rf "$work"
 }
 
