@@ -567,18 +567,24 @@ public final class LoraLlama {
     backend.addForward(out, a.xMid, proj, rows, h);
   }
 
-  /** {@code y = x W^T + s (drop(x) A^T) B^T}; keeps {@code x A^T} for the backward. */
+  /**
+   * {@code y = x W^T + s (drop(x) A^T) B^T}; keeps {@code x A^T} for the backward. The LoRA term
+   * is written first and the base product adds onto it ({@code beta = 1}): a large product reads
+   * its C while it computes, nearly free, where a rank-r product accumulating onto {@code y}
+   * afterwards is a pass of its own over {@code y} (read and write).
+   */
   private void linear(int l, LoraTarget t, Tensor y, Tensor x, Activations a) {
     int in = t.inFeatures(config);
     int out = t.outFeatures(config);
-    backend.matmul(y, x, false, layers[l].weight(t), true, rows, out, in, 1f, 0f);
     Lora w = adapters[l][t.ordinal()];
     if (w == null) {
+      backend.matmul(y, x, false, layers[l].weight(t), true, rows, out, in, 1f, 0f);
       return;
     }
     Tensor hA = a.h[t.ordinal()];
     backend.matmul(hA, loraInput(l, t, x, in), false, w.a, true, rows, lora.r(), in, 1f, 0f);
-    backend.matmul(y, hA, false, w.bt, false, rows, out, lora.r(), scale, 1f);
+    backend.matmul(y, hA, false, w.bt, false, rows, out, lora.r(), scale, 0f);
+    backend.matmul(y, x, false, layers[l].weight(t), true, rows, out, in, 1f, 1f);
   }
 
   /** The LoRA branch's input: {@code x}, or {@code x} after this projection's dropout mask. */
@@ -689,9 +695,9 @@ public final class LoraLlama {
     int in = t.inFeatures(config);
     int out = t.outFeatures(config);
     int r = lora.r();
-    backend.matmul(dX, dY, false, layers[l].weight(t), false, rows, in, out, 1f, beta);
     Lora w = adapters[l][t.ordinal()];
     if (w == null) {
+      backend.matmul(dX, dY, false, layers[l].weight(t), false, rows, in, out, 1f, beta);
       return;
     }
     Tensor hA = a.h[t.ordinal()];
@@ -701,8 +707,11 @@ public final class LoraLlama {
     backend.matmul(dh, dY, false, w.bt, true, rows, r, out, scale, 0f);
     backend.matmul(w.da, dh, true, xd, false, r, in, rows, 1f, 1f);
     if (dropped == null) {
-      backend.matmul(dX, dh, false, w.a, false, rows, in, r, 1f, 1f);
+      // dX (+)= dh A, then the base product adds dY W onto it (as in linear: the big product reads C)
+      backend.matmul(dX, dh, false, w.a, false, rows, in, r, 1f, beta);
+      backend.matmul(dX, dY, false, layers[l].weight(t), false, rows, in, out, 1f, 1f);
     } else {
+      backend.matmul(dX, dY, false, layers[l].weight(t), false, rows, in, out, 1f, beta);
       backend.matmul(droppedGrad, dh, false, w.a, false, rows, in, r, 1f, 0f);
       backend.dropoutForward(droppedGrad, droppedGrad, (float) lora.dropout(), maskSeed(l, t), (long) rows * in);
       backend.addForward(dX, dX, droppedGrad, rows, in);
