@@ -46,6 +46,10 @@ struct alignas(16) fa_float4 {
   float x, y, z, w;
 };
 
+struct alignas(8) fa_uint2 {
+  unsigned int x, y;
+};
+
 // two floats to bf16x2, round to nearest even: lo in the lower half
 __device__ __forceinline__ unsigned int fa_pack(float lo, float hi) {
   unsigned int r;
@@ -101,9 +105,9 @@ __device__ __forceinline__ void fa_load_tile(unsigned short* dst, const float* s
       if (r < valid) {
         v = *(const fa_float4*) (src + r * ld + c);
       }
-      unsigned int* d = (unsigned int*) (dst + r * LD + c);
-      d[0] = fa_pack(v.x, v.y);
-      d[1] = fa_pack(v.z, v.w);
+      // one 8-byte store: a warp's stores fill whole 128-byte rows of banks, no conflicts
+      fa_uint2 w = {fa_pack(v.x, v.y), fa_pack(v.z, v.w)};
+      *(fa_uint2*) (dst + r * LD + c) = w;
     }
   } else {
     for (int i = threadIdx.x; i < 64 * HD / 2; i += FA_THREADS) {
