@@ -93,11 +93,11 @@ __device__ __forceinline__ void fa_mma(float* c, const unsigned int* a, unsigned
 // A tile of 64 rows x HD of a float32 matrix (row r at src + r * ld) as bf16 in shared memory
 // (row stride HD + 8); rows from `valid` on and columns from headDim on are zero. vec: float4
 // loads (headDim == HD and 16-byte aligned rows, checked on the host).
-template <int HD>
+template <int HD, int BATCH = 4>
 __device__ __forceinline__ void fa_load_tile(unsigned short* dst, const float* src, long long ld, int valid,
                                              int headDim, int vec) {
   const int LD = HD + 8;
-  if (vec) {
+  if (vec && BATCH == 1) {
     for (int i = threadIdx.x; i < 64 * HD / 4; i += FA_THREADS) {
       int r = i / (HD / 4);
       int c = (i % (HD / 4)) * 4;
@@ -105,9 +105,33 @@ __device__ __forceinline__ void fa_load_tile(unsigned short* dst, const float* s
       if (r < valid) {
         v = *(const fa_float4*) (src + r * ld + c);
       }
-      // one 8-byte store: a warp's stores fill whole 128-byte rows of banks, no conflicts
       fa_uint2 w = {fa_pack(v.x, v.y), fa_pack(v.z, v.w)};
       *(fa_uint2*) (dst + r * LD + c) = w;
+    }
+  } else if (vec) {
+    // BATCH loads in flight per thread before their conversions (each is an L2 or HBM round trip)
+    const int PER_THREAD = 64 * HD / 4 / FA_THREADS;
+    for (int i0 = 0; i0 < PER_THREAD; i0 += BATCH) {
+      fa_float4 v[BATCH];
+#pragma unroll
+      for (int u = 0; u < BATCH; u++) {
+        int i = threadIdx.x + (i0 + u) * FA_THREADS;
+        int r = i / (HD / 4);
+        int c = (i % (HD / 4)) * 4;
+        v[u].x = v[u].y = v[u].z = v[u].w = 0.0f;
+        if (r < valid) {
+          v[u] = *(const fa_float4*) (src + r * ld + c);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < BATCH; u++) {
+        int i = threadIdx.x + (i0 + u) * FA_THREADS;
+        int r = i / (HD / 4);
+        int c = (i % (HD / 4)) * 4;
+        // one 8-byte store: a warp's stores fill whole 128-byte rows of banks, no conflicts
+        fa_uint2 w = {fa_pack(v[u].x, v[u].y), fa_pack(v[u].z, v[u].w)};
+        *(fa_uint2*) (dst + r * LD + c) = w;
+      }
     }
   } else {
     for (int i = threadIdx.x; i < 64 * HD / 2; i += FA_THREADS) {
@@ -356,8 +380,8 @@ __device__ __forceinline__ void flash_dq(float* dq, const float* q, const float*
   const float* kBase = kCache + (long long) slot * maxLength * kvDim + (long long) g * headDim;
   const float* vBase = vCache + (long long) slot * maxLength * kvDim + (long long) g * headDim;
   const long long rowOffset = (long long) firstRow * qld + (long long) h * headDim;
-  fa_load_tile<HD>(Qs, q + rowOffset, qld, rowCount, headDim, vec);
-  fa_load_tile<HD>(Os, dout + rowOffset, qld, rowCount, headDim, vec);
+  fa_load_tile<HD, 1>(Qs, q + rowOffset, qld, rowCount, headDim, vec);
+  fa_load_tile<HD, 1>(Os, dout + rowOffset, qld, rowCount, headDim, vec);
 
   const int lastPos = firstPos + rowCount - 1;
   const bool active = warp * 16 < rowCount;
@@ -379,8 +403,10 @@ __device__ __forceinline__ void flash_dq(float* dq, const float* q, const float*
 
   for (int j0 = 0; j0 <= lastPos; j0 += FA_BK) {
     int valid = min(FA_BK, lastPos + 1 - j0);
-    fa_load_tile<HD>(Ks, kBase + (long long) j0 * kvDim, kvDim, valid, headDim, vec);
-    fa_load_tile<HD>(Vs, vBase + (long long) j0 * kvDim, kvDim, valid, headDim, vec);
+    // one load in flight per thread and step (the dq accumulator leaves no registers for more at
+    // 3 blocks per SM: ptxas spills with a batch of 2 or 4)
+    fa_load_tile<HD, 1>(Ks, kBase + (long long) j0 * kvDim, kvDim, valid, headDim, vec);
+    fa_load_tile<HD, 1>(Vs, vBase + (long long) j0 * kvDim, kvDim, valid, headDim, vec);
     __syncthreads();
     // the tile's keys in two halves of 32 (registers: S and dP of 16 rows x 32 keys at a time
     // next to the dq accumulator); a half past the warp's last position is skipped
