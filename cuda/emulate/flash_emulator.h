@@ -59,6 +59,7 @@ inline EmuWarp* emu_warps;
 inline EmuGroup emu_block_group;
 inline EmuDim blockIdx;
 inline EmuDim blockDim = {128, 1, 1};
+inline EmuDim gridDim = {1, 1, 1};
 inline unsigned char* emu_shared;  // the block's dynamic shared memory
 
 #define threadIdx (emu_current->idx)
@@ -224,6 +225,7 @@ inline void emu_launch(int gx, int gy, size_t sharedBytes, std::function<void()>
   std::vector<unsigned char> shared(sharedBytes + 16, 0xff);  // garbage, as on a GPU
   emu_shared = shared.data();
   emu_kernel = &kernel;
+  gridDim = {(unsigned) gx, (unsigned) gy, 1};
   const size_t stackBytes = 256 * 1024;
   std::vector<char> stacks(128 * stackBytes);
   std::vector<EmuThread> threads(128);

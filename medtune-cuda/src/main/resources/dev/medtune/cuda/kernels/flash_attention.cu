@@ -182,7 +182,9 @@ __device__ __forceinline__ void flash_forward(float* out, float* lse, const floa
   unsigned short* Vs = Ks + FA_BK * LD;
   const unsigned int ksAddr = fa_smem_address(Ks);
   const unsigned int vsAddr = fa_smem_address(Vs);
-  const int* it = items + 4 * blockIdx.x;
+  // the last items first: within a slot they reach the furthest positions, the longest blocks,
+  // which then do not trail the grid
+  const int* it = items + 4 * (gridDim.x - 1 - blockIdx.x);
   const int firstRow = it[0];
   const int rowCount = it[1];
   const int slot = it[2];
@@ -364,7 +366,9 @@ __device__ __forceinline__ void flash_dq(float* dq, const float* q, const float*
   const unsigned int osAddr = fa_smem_address(Os);
   const unsigned int ksAddr = fa_smem_address(Ks);
   const unsigned int vsAddr = fa_smem_address(Vs);
-  const int* it = items + 4 * blockIdx.x;
+  // the last items first: within a slot they reach the furthest positions, the longest blocks,
+  // which then do not trail the grid
+  const int* it = items + 4 * (gridDim.x - 1 - blockIdx.x);
   const int firstRow = it[0];
   const int rowCount = it[1];
   const int slot = it[2];
