@@ -27,5 +27,5 @@ if n == 0:
 src = src.replace("extern __shared__ fa_float4 fa_shared[];", "fa_float4* fa_shared = (fa_float4*) emu_shared;")
 open(sys.argv[2], "w").write(src)
 PY
-g++ -std=c++20 -O2 -fno-strict-aliasing -pthread -I"$here" -I"$tmp" "$here/flash_emulator_test.cpp" -o "$tmp/emulate" "$@"
+g++ -std=c++20 -O2 -fno-strict-aliasing -I"$here" -I"$tmp" "$here/flash_emulator_test.cpp" -o "$tmp/emulate"
 "$tmp/emulate" "$@"
