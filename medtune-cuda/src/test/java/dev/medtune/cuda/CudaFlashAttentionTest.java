@@ -29,12 +29,14 @@ import org.junit.jupiter.api.Test;
  *
  * <p>Tolerances. q, k, v, dout and the probabilities enter the tensor-core products as bf16 (unit
  * roundoff 2^-9), products accumulate in float32. Each output element is a sum of rounded
- * products whose errors are independent and of random sign, so its error is about 2^-9 times the
- * size of a typical element (a few 1e-3); an indexing or masking error is of the order of the
- * outputs themselves. So out, dq, dK and dV are held to {@code 1e-2 max|ref|} (max over the
- * tensor). lse is checked against the log-sum-exp of the scores computed in double on the host:
- * the score error is about 2^-9 sqrt(2) (unit-variance q, k and the 1/sqrt(headDim) scale), so
- * {@code 1e-2 + 1e-3 |ref|} absolute. Skipped, with the reason, without a GPU.
+ * products whose errors are independent and of random sign, so its error is a few 2^-9 of a
+ * typical element; the gradients' sums cancel (dS sums to zero per row), which raises their error
+ * relative to their size. The kernels run on the CPU emulator ({@code cuda/emulate}, the same
+ * bf16 roundings) gave 2.2e-3 to 7.5e-3 of max|ref| on these layouts; an indexing or masking error
+ * is of the order of max|ref| itself. So out, dq, dK and dV are held to {@code 2e-2 max|ref|}
+ * (max over the tensor; dK and dV compared by what was added to their random initial values).
+ * lse is checked against the log-sum-exp of the scores computed in double on the host, absolute:
+ * {@code 2e-2 + 2e-3 |ref|} (the emulator: up to 7.8e-3). Skipped, with the reason, without a GPU.
  */
 class CudaFlashAttentionTest {
 
@@ -219,11 +221,11 @@ class CudaFlashAttentionTest {
     for (int i = 0; i < lseRef.length; i++) {
       double err = Math.abs((double) lseGot[i] - lseRef[i]);
       worst = Double.isNaN(err) || Double.isNaN(worst) ? Double.NaN : Math.max(worst, err);
-      if (!(err <= 1e-2 + 1e-3 * Math.abs(lseRef[i])) && bad < 0) {
+      if (!(err <= 2e-2 + 2e-3 * Math.abs(lseRef[i])) && bad < 0) {
         bad = i;
       }
     }
-    CheckTable.row("flash attention lse", what, worst, "1e-2 + 1e-3 |ref|", bad < 0);
+    CheckTable.row("flash attention lse", what, worst, "2e-2 + 2e-3 |ref|", bad < 0);
     int b = bad;
     assertTrue(bad < 0, () -> "lse " + what + ": (row, head) " + b + " expected " + lseRef[b] + " got " + lseGot[b]);
     compareToMax("flash attention dq", what, read(cpu, dqC), read(cuda, dqG));
@@ -276,7 +278,7 @@ class CudaFlashAttentionTest {
     for (float w : want) {
       max = Math.max(max, Math.abs(w));
     }
-    double tol = 1e-2 * max;
+    double tol = 2e-2 * max;
     double worst = 0;
     int bad = -1;
     for (int i = 0; i < want.length; i++) {
@@ -286,7 +288,7 @@ class CudaFlashAttentionTest {
         bad = i;
       }
     }
-    CheckTable.row(op, what, worst, String.format("1e-2 max|ref| (%.1e)", tol), bad < 0);
+    CheckTable.row(op, what, worst, String.format("2e-2 max|ref| (%.1e)", tol), bad < 0);
     int b = bad;
     assertTrue(max > 0, op + " " + what + ": the reference is all zero");
     assertTrue(bad < 0, () -> op + " " + what + ": element " + b + " expected " + want[b] + " got " + got[b]

@@ -219,10 +219,17 @@ class CudaTrainingTest {
         LossOn.COMPLETION, 0.5, 3407, true, 0, 0);
     try (Checkpoint ck = Checkpoint.open(dir)) {
       TrainerState id = SftTrainer.identity(dir, dataFile, cfg);
-      Path onCpu = Files.createDirectories(tmp.resolve("cpu"));
       Path onGpu = Files.createDirectories(tmp.resolve("cuda"));
-      SftTrainer.Result a = new SftTrainer(ck, cpu, cfg, data, data, onCpu, "fixture", id)
-          .run(false, () -> false, new SftTrainer.Listener() {});
+      // the CPU run, once per fixture (the float32 fixture is compared with both attention kernels)
+      CpuRun cpuRun = CPU_RUNS.get(fixture);
+      if (cpuRun == null) {
+        Path dirCpu = Files.createDirectories(tmp.resolve("cpu"));
+        cpuRun = new CpuRun(new SftTrainer(ck, cpu, cfg, data, data, dirCpu, "fixture", id)
+            .run(false, () -> false, new SftTrainer.Listener() {}), dirCpu);
+        CPU_RUNS.put(fixture, cpuRun);
+      }
+      SftTrainer.Result a = cpuRun.result();
+      Path onCpu = cpuRun.dir();
       SftTrainer.Result b = new SftTrainer(ck, cuda, cfg, data, data, onGpu, "fixture", id)
           .run(false, () -> false, new SftTrainer.Listener() {});
       assertEquals(12, a.steps());
@@ -261,6 +268,10 @@ class CudaTrainingTest {
           "the GPU run saved its final checkpoint");
     }
   }
+
+  private record CpuRun(SftTrainer.Result result, Path dir) {}
+
+  private static final java.util.Map<String, CpuRun> CPU_RUNS = new java.util.HashMap<>();
 
   private static double maxAbsDiff(LoraAdapter x, LoraAdapter y) {
     double worst = 0;

@@ -46,11 +46,20 @@ struct alignas(16) fa_float4 {
   float x, y, z, w;
 };
 
+struct alignas(8) fa_uint2 {
+  unsigned int x, y;
+};
+
 // two floats to bf16x2, round to nearest even: lo in the lower half
 __device__ __forceinline__ unsigned int fa_pack(float lo, float hi) {
   unsigned int r;
   asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
   return r;
+}
+
+// the bf16 in the lower (half 0) or upper (half 1) 16 bits, as float32
+__device__ __forceinline__ float fa_unpack(unsigned int bits, int half) {
+  return __uint_as_float(half ? bits & 0xffff0000u : bits << 16);
 }
 
 __device__ __forceinline__ unsigned int fa_smem_address(const void* p) {
@@ -84,11 +93,11 @@ __device__ __forceinline__ void fa_mma(float* c, const unsigned int* a, unsigned
 // A tile of 64 rows x HD of a float32 matrix (row r at src + r * ld) as bf16 in shared memory
 // (row stride HD + 8); rows from `valid` on and columns from headDim on are zero. vec: float4
 // loads (headDim == HD and 16-byte aligned rows, checked on the host).
-template <int HD>
+template <int HD, int BATCH = 4>
 __device__ __forceinline__ void fa_load_tile(unsigned short* dst, const float* src, long long ld, int valid,
                                              int headDim, int vec) {
   const int LD = HD + 8;
-  if (vec) {
+  if (vec && BATCH == 1) {
     for (int i = threadIdx.x; i < 64 * HD / 4; i += FA_THREADS) {
       int r = i / (HD / 4);
       int c = (i % (HD / 4)) * 4;
@@ -96,9 +105,33 @@ __device__ __forceinline__ void fa_load_tile(unsigned short* dst, const float* s
       if (r < valid) {
         v = *(const fa_float4*) (src + r * ld + c);
       }
-      unsigned int* d = (unsigned int*) (dst + r * LD + c);
-      d[0] = fa_pack(v.x, v.y);
-      d[1] = fa_pack(v.z, v.w);
+      fa_uint2 w = {fa_pack(v.x, v.y), fa_pack(v.z, v.w)};
+      *(fa_uint2*) (dst + r * LD + c) = w;
+    }
+  } else if (vec) {
+    // BATCH loads in flight per thread before their conversions (each is an L2 or HBM round trip)
+    const int PER_THREAD = 64 * HD / 4 / FA_THREADS;
+    for (int i0 = 0; i0 < PER_THREAD; i0 += BATCH) {
+      fa_float4 v[BATCH];
+#pragma unroll
+      for (int u = 0; u < BATCH; u++) {
+        int i = threadIdx.x + (i0 + u) * FA_THREADS;
+        int r = i / (HD / 4);
+        int c = (i % (HD / 4)) * 4;
+        v[u].x = v[u].y = v[u].z = v[u].w = 0.0f;
+        if (r < valid) {
+          v[u] = *(const fa_float4*) (src + r * ld + c);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < BATCH; u++) {
+        int i = threadIdx.x + (i0 + u) * FA_THREADS;
+        int r = i / (HD / 4);
+        int c = (i % (HD / 4)) * 4;
+        // one 8-byte store: a warp's stores fill whole 128-byte rows of banks, no conflicts
+        fa_uint2 w = {fa_pack(v[u].x, v[u].y), fa_pack(v[u].z, v[u].w)};
+        *(fa_uint2*) (dst + r * LD + c) = w;
+      }
     }
   } else {
     for (int i = threadIdx.x; i < 64 * HD / 2; i += FA_THREADS) {
@@ -149,7 +182,9 @@ __device__ __forceinline__ void flash_forward(float* out, float* lse, const floa
   unsigned short* Vs = Ks + FA_BK * LD;
   const unsigned int ksAddr = fa_smem_address(Ks);
   const unsigned int vsAddr = fa_smem_address(Vs);
-  const int* it = items + 4 * blockIdx.x;
+  // the last items first: within a slot they reach the furthest positions, the longest blocks,
+  // which then do not trail the grid
+  const int* it = items + 4 * (gridDim.x - 1 - blockIdx.x);
   const int firstRow = it[0];
   const int rowCount = it[1];
   const int slot = it[2];
@@ -286,7 +321,7 @@ extern "C" __global__ void flash_attention_forward_64(
   flash_forward<64>(out, lse, q, kCache, vCache, items, heads, kvHeads, headDim, maxLength, scaleLog2, vec);
 }
 
-extern "C" __global__ void flash_attention_forward_128(
+extern "C" __global__ void __launch_bounds__(FA_THREADS, 3) flash_attention_forward_128(
     float* out, float* lse, const float* q, const float* kCache, const float* vCache, const int* items, int heads,
     int kvHeads, int headDim, int maxLength, float scaleLog2, int vec) {
   flash_forward<128>(out, lse, q, kCache, vCache, items, heads, kvHeads, headDim, maxLength, scaleLog2, vec);
@@ -331,7 +366,9 @@ __device__ __forceinline__ void flash_dq(float* dq, const float* q, const float*
   const unsigned int osAddr = fa_smem_address(Os);
   const unsigned int ksAddr = fa_smem_address(Ks);
   const unsigned int vsAddr = fa_smem_address(Vs);
-  const int* it = items + 4 * blockIdx.x;
+  // the last items first: within a slot they reach the furthest positions, the longest blocks,
+  // which then do not trail the grid
+  const int* it = items + 4 * (gridDim.x - 1 - blockIdx.x);
   const int firstRow = it[0];
   const int rowCount = it[1];
   const int slot = it[2];
@@ -347,8 +384,8 @@ __device__ __forceinline__ void flash_dq(float* dq, const float* q, const float*
   const float* kBase = kCache + (long long) slot * maxLength * kvDim + (long long) g * headDim;
   const float* vBase = vCache + (long long) slot * maxLength * kvDim + (long long) g * headDim;
   const long long rowOffset = (long long) firstRow * qld + (long long) h * headDim;
-  fa_load_tile<HD>(Qs, q + rowOffset, qld, rowCount, headDim, vec);
-  fa_load_tile<HD>(Os, dout + rowOffset, qld, rowCount, headDim, vec);
+  fa_load_tile<HD, 1>(Qs, q + rowOffset, qld, rowCount, headDim, vec);
+  fa_load_tile<HD, 1>(Os, dout + rowOffset, qld, rowCount, headDim, vec);
 
   const int lastPos = firstPos + rowCount - 1;
   const bool active = warp * 16 < rowCount;
@@ -370,49 +407,57 @@ __device__ __forceinline__ void flash_dq(float* dq, const float* q, const float*
 
   for (int j0 = 0; j0 <= lastPos; j0 += FA_BK) {
     int valid = min(FA_BK, lastPos + 1 - j0);
-    fa_load_tile<HD>(Ks, kBase + (long long) j0 * kvDim, kvDim, valid, headDim, vec);
-    fa_load_tile<HD>(Vs, vBase + (long long) j0 * kvDim, kvDim, valid, headDim, vec);
+    // one load in flight per thread and step (the dq accumulator leaves no registers for more at
+    // 3 blocks per SM: ptxas spills with a batch of 2 or 4)
+    fa_load_tile<HD, 1>(Ks, kBase + (long long) j0 * kvDim, kvDim, valid, headDim, vec);
+    fa_load_tile<HD, 1>(Vs, vBase + (long long) j0 * kvDim, kvDim, valid, headDim, vec);
     __syncthreads();
-    if (active && j0 <= warpLast) {
-      float s[8][4];
-      float dp[8][4];
-      for (int i = 0; i < 8; i++) {
+    // the tile's keys in two halves of 32 (registers: S and dP of 16 rows x 32 keys at a time
+    // next to the dq accumulator); a half past the warp's last position is skipped
+    for (int half = 0; half < 2; half++) {
+      const int c0 = half * 32;
+      if (!active || j0 + c0 > warpLast) {
+        continue;
+      }
+      float s[4][4];
+      float dp[4][4];
+      for (int i = 0; i < 4; i++) {
         s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
         dp[i][0] = dp[i][1] = dp[i][2] = dp[i][3] = 0.0f;
       }
-      // S = Q K^T and dP = dO V^T
+      // S = Q K^T and dP = dO V^T for keys j0 + c0 ..
       for (int kk = 0; kk < HD / 16; kk++) {
         unsigned int a[4];
         unsigned int ao[4];
         fa_ldsm(fa_a_address(qsAddr, LD, warp * 16, kk * 16, lane), a);
         fa_ldsm(fa_a_address(osAddr, LD, warp * 16, kk * 16, lane), ao);
-        for (int np = 0; np < 4; np++) {
+        for (int np = 0; np < 2; np++) {
           unsigned int b[4];
-          fa_ldsm(fa_b_address(ksAddr, LD, np * 16, kk * 16, lane), b);
+          fa_ldsm(fa_b_address(ksAddr, LD, c0 + np * 16, kk * 16, lane), b);
           fa_mma(s[2 * np], a, b[0], b[1]);
           fa_mma(s[2 * np + 1], a, b[2], b[3]);
-          fa_ldsm(fa_b_address(vsAddr, LD, np * 16, kk * 16, lane), b);
+          fa_ldsm(fa_b_address(vsAddr, LD, c0 + np * 16, kk * 16, lane), b);
           fa_mma(dp[2 * np], ao, b[0], b[1]);
           fa_mma(dp[2 * np + 1], ao, b[2], b[3]);
         }
       }
       // P = exp(S - lse) (zero past each row's position), dS = P (dP - D), kept in dp
-      for (int nt = 0; nt < 8; nt++) {
+      for (int nt = 0; nt < 4; nt++) {
         for (int e = 0; e < 4; e++) {
           int r = e >> 1;
-          int key = j0 + nt * 8 + 2 * tig + (e & 1);
+          int key = j0 + c0 + nt * 8 + 2 * tig + (e & 1);
           float p = key > pos[r] ? 0.0f : exp2f(s[nt][e] * scaleLog2 - rowLse[r]);
           dp[nt][e] = p * (dp[nt][e] - rowD[r]);
         }
       }
       // dq += dS K: K's tile is row-major [key][d], B fragments by transposed ldmatrix
-      for (int kk = 0; kk < 4; kk++) {
+      for (int kk = 0; kk < 2; kk++) {
         unsigned int a[4] = {fa_pack(dp[2 * kk][0], dp[2 * kk][1]), fa_pack(dp[2 * kk][2], dp[2 * kk][3]),
                              fa_pack(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
                              fa_pack(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
         for (int dd = 0; dd < HD / 16; dd++) {
           unsigned int b[4];
-          fa_ldsm_trans(fa_bt_address(ksAddr, LD, kk * 16, dd * 16, lane), b);
+          fa_ldsm_trans(fa_bt_address(ksAddr, LD, c0 + kk * 16, dd * 16, lane), b);
           fa_mma(acc[2 * dd], a, b[0], b[1]);
           fa_mma(acc[2 * dd + 1], a, b[2], b[3]);
         }
@@ -448,7 +493,7 @@ extern "C" __global__ void flash_attention_dq_64(
   flash_dq<64>(dq, q, kCache, vCache, dout, lse, D, items, heads, kvHeads, headDim, maxLength, scaleLog2, scale, vec);
 }
 
-extern "C" __global__ void flash_attention_dq_128(
+extern "C" __global__ void __launch_bounds__(FA_THREADS, 3) flash_attention_dq_128(
     float* dq, const float* q, const float* kCache, const float* vCache, const float* dout, const float* lse,
     const float* D, const int* items, int heads, int kvHeads, int headDim, int maxLength, float scaleLog2,
     float scale, int vec) {
@@ -533,56 +578,89 @@ __device__ __forceinline__ void flash_dkv(float* dkCache, float* dvCache, const 
       if (lastPos < warpKey) {
         continue;  // no row of this item sees the warp's keys (warp-uniform; no barrier below)
       }
-      float s[8][4];
-      float dp[8][4];
-      for (int i = 0; i < 8; i++) {
-        s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
-        dp[i][0] = dp[i][1] = dp[i][2] = dp[i][3] = 0.0f;
-      }
-      // S^T = K Q^T, dP^T = V dO^T (rows: the warp's 16 keys; columns: the item's 64 query rows)
-      for (int kk = 0; kk < HD / 16; kk++) {
-        unsigned int ak[4];
-        unsigned int av[4];
-        fa_ldsm(fa_a_address(ksAddr, LD, warp * 16, kk * 16, lane), ak);
-        fa_ldsm(fa_a_address(vsAddr, LD, warp * 16, kk * 16, lane), av);
-        for (int np = 0; np < 4; np++) {
-          unsigned int b[4];
-          fa_ldsm(fa_b_address(qsAddr, LD, np * 16, kk * 16, lane), b);
-          fa_mma(s[2 * np], ak, b[0], b[1]);
-          fa_mma(s[2 * np + 1], ak, b[2], b[3]);
-          fa_ldsm(fa_b_address(osAddr, LD, np * 16, kk * 16, lane), b);
-          fa_mma(dp[2 * np], av, b[0], b[1]);
-          fa_mma(dp[2 * np + 1], av, b[2], b[3]);
+      // the item's rows in two halves of 32 (registers: S^T and dP^T of 16 keys x 32 rows at a
+      // time next to the dK and dV accumulators); a half no row of which sees the warp's keys,
+      // or past rowCount, is skipped
+      for (int half = 0; half < 2; half++) {
+        const int r0 = half * 32;
+        if (r0 >= rowCount || firstPos + r0 + 31 < warpKey) {
+          continue;
         }
-      }
-      // P^T (zero where the key is past the row's position or the row is past rowCount),
-      // dS^T = P^T (dP^T - D)
-      for (int nt = 0; nt < 8; nt++) {
-        for (int e = 0; e < 4; e++) {
-          int local = nt * 8 + 2 * tig + (e & 1);
-          bool seen = local < rowCount && key[e >> 1] <= firstPos + local;
-          float p = seen ? exp2f(s[nt][e] * scaleLog2 - rowLse[local]) : 0.0f;
-          s[nt][e] = p;
-          dp[nt][e] = p * (dp[nt][e] - rowD[local]);
+        // S^T = K Q^T (rows: the warp's 16 keys; columns: query rows r0..r0+31), then P^T, zero
+        // where the key is past the row's position or the row is past rowCount
+        unsigned int ap[2][4];  // P^T as bf16 A fragments (k: query rows r0 + 16kk ..)
+        {
+          float s[4][4];
+          for (int i = 0; i < 4; i++) {
+            s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+          }
+          for (int kk = 0; kk < HD / 16; kk++) {
+            unsigned int ak[4];
+            fa_ldsm(fa_a_address(ksAddr, LD, warp * 16, kk * 16, lane), ak);
+            for (int np = 0; np < 2; np++) {
+              unsigned int b[4];
+              fa_ldsm(fa_b_address(qsAddr, LD, r0 + np * 16, kk * 16, lane), b);
+              fa_mma(s[2 * np], ak, b[0], b[1]);
+              fa_mma(s[2 * np + 1], ak, b[2], b[3]);
+            }
+          }
+          for (int nt = 0; nt < 4; nt++) {
+            for (int e = 0; e < 4; e++) {
+              int local = r0 + nt * 8 + 2 * tig + (e & 1);
+              bool seen = local < rowCount && key[e >> 1] <= firstPos + local;
+              s[nt][e] = seen ? exp2f(s[nt][e] * scaleLog2 - rowLse[local]) : 0.0f;
+            }
+          }
+          for (int kk = 0; kk < 2; kk++) {
+            ap[kk][0] = fa_pack(s[2 * kk][0], s[2 * kk][1]);
+            ap[kk][1] = fa_pack(s[2 * kk][2], s[2 * kk][3]);
+            ap[kk][2] = fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            ap[kk][3] = fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+          }
         }
-      }
-      // dV += P^T dO, dK += dS^T Q: A from the C fragments, B by transposed ldmatrix of the
-      // row-major [query row][d] tiles
-      for (int kk = 0; kk < 4; kk++) {
-        unsigned int ap[4] = {fa_pack(s[2 * kk][0], s[2 * kk][1]), fa_pack(s[2 * kk][2], s[2 * kk][3]),
-                              fa_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              fa_pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-        unsigned int as[4] = {fa_pack(dp[2 * kk][0], dp[2 * kk][1]), fa_pack(dp[2 * kk][2], dp[2 * kk][3]),
-                              fa_pack(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
-                              fa_pack(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
-        for (int dd = 0; dd < HD / 16; dd++) {
-          unsigned int b[4];
-          fa_ldsm_trans(fa_bt_address(osAddr, LD, kk * 16, dd * 16, lane), b);
-          fa_mma(dv[2 * dd], ap, b[0], b[1]);
-          fa_mma(dv[2 * dd + 1], ap, b[2], b[3]);
-          fa_ldsm_trans(fa_bt_address(qsAddr, LD, kk * 16, dd * 16, lane), b);
-          fa_mma(dk[2 * dd], as, b[0], b[1]);
-          fa_mma(dk[2 * dd + 1], as, b[2], b[3]);
+        // dV += P^T dO: B by transposed ldmatrix of the row-major [query row][d] tile
+        for (int kk = 0; kk < 2; kk++) {
+          for (int dd = 0; dd < HD / 16; dd++) {
+            unsigned int b[4];
+            fa_ldsm_trans(fa_bt_address(osAddr, LD, r0 + kk * 16, dd * 16, lane), b);
+            fa_mma(dv[2 * dd], ap[kk], b[0], b[1]);
+            fa_mma(dv[2 * dd + 1], ap[kk], b[2], b[3]);
+          }
+        }
+        // dP^T = V dO^T, dS^T = P^T (dP^T - D) with the bf16 P^T (dS^T is rounded to bf16 below)
+        float dp[4][4];
+        for (int i = 0; i < 4; i++) {
+          dp[i][0] = dp[i][1] = dp[i][2] = dp[i][3] = 0.0f;
+        }
+        for (int kk = 0; kk < HD / 16; kk++) {
+          unsigned int av[4];
+          fa_ldsm(fa_a_address(vsAddr, LD, warp * 16, kk * 16, lane), av);
+          for (int np = 0; np < 2; np++) {
+            unsigned int b[4];
+            fa_ldsm(fa_b_address(osAddr, LD, r0 + np * 16, kk * 16, lane), b);
+            fa_mma(dp[2 * np], av, b[0], b[1]);
+            fa_mma(dp[2 * np + 1], av, b[2], b[3]);
+          }
+        }
+        for (int nt = 0; nt < 4; nt++) {
+          for (int e = 0; e < 4; e++) {
+            int local = r0 + nt * 8 + 2 * tig + (e & 1);
+            // P^T[nt][e] is half (e & 1) of ap[nt / 2][(nt & 1) * 2 + (e >> 1)]
+            float p = fa_unpack(ap[nt >> 1][(nt & 1) * 2 + (e >> 1)], e & 1);
+            dp[nt][e] = p * (dp[nt][e] - rowD[local]);
+          }
+        }
+        // dK += dS^T Q
+        for (int kk = 0; kk < 2; kk++) {
+          unsigned int as[4] = {fa_pack(dp[2 * kk][0], dp[2 * kk][1]), fa_pack(dp[2 * kk][2], dp[2 * kk][3]),
+                                fa_pack(dp[2 * kk + 1][0], dp[2 * kk + 1][1]),
+                                fa_pack(dp[2 * kk + 1][2], dp[2 * kk + 1][3])};
+          for (int dd = 0; dd < HD / 16; dd++) {
+            unsigned int b[4];
+            fa_ldsm_trans(fa_bt_address(qsAddr, LD, r0 + kk * 16, dd * 16, lane), b);
+            fa_mma(dk[2 * dd], as, b[0], b[1]);
+            fa_mma(dk[2 * dd + 1], as, b[2], b[3]);
+          }
         }
       }
     }
