@@ -1,5 +1,7 @@
 package dev.medtune.cli;
 
+import dev.medtune.model.backend.Backend;
+import dev.medtune.model.backend.Backends;
 import dev.medtune.model.lora.LoraMerge;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -30,6 +32,13 @@ final class MergeCommand implements Callable<Integer> {
   @Option(names = "--overwrite", description = "Replace an existing non-empty output folder.")
   boolean overwrite;
 
+  @Option(names = "--device", defaultValue = "auto", paramLabel = "DEVICE",
+      description = "Where the products s * B @ A are computed: auto (CUDA when present, else CPU), cpu or cuda"
+          + " (default: ${DEFAULT-VALUE}); the weights stream through the host either way. On the CPU the"
+          + " result is bit for bit what generate/eval --adapter compute in memory; on CUDA float32 sums"
+          + " in another order (TF32 products unless MEDTUNE_CUDA_TF32=0).")
+  String device;
+
   @Override
   public Integer call() {
     model = HubAccess.model(model, new java.io.PrintWriter(System.err, true));
@@ -37,12 +46,26 @@ final class MergeCommand implements Callable<Integer> {
       throw new MedtuneFailure(adapter + ": no such adapter folder");
     }
     long t0 = System.nanoTime();
-    try {
-      LoraMerge.merge(model, adapter, output, overwrite, m -> System.err.println("merge: " + m));
+    String on;
+    try (Backend backend = openBackend()) {
+      // on the CPU the plain loop, the very sums `generate`/`eval --adapter` make in memory (a merged
+      // model then scores bit for bit as the adapter applied); elsewhere the device's products
+      boolean cpu = "cpu".equals(backend.name());
+      on = cpu ? "the CPU (this thread)" : backend.description();
+      LoraMerge.merge(model, adapter, output, overwrite, m -> System.err.println("merge: " + m), cpu ? null : backend);
     } catch (IllegalArgumentException e) {
       throw new MedtuneFailure(e.getMessage());
     }
-    System.err.printf("merge: %s + %s -> %s (%.1f s)%n", model, adapter, output, (System.nanoTime() - t0) / 1e9);
+    System.err.printf("merge: %s + %s -> %s (%.1f s, products on %s)%n", model, adapter, output,
+        (System.nanoTime() - t0) / 1e9, on);
     return 0;
+  }
+
+  private Backend openBackend() {
+    try {
+      return Backends.open(device);
+    } catch (IllegalStateException e) {
+      throw new MedtuneFailure(e.getMessage());
+    }
   }
 }

@@ -112,6 +112,15 @@ class TrainCommandTest {
       Run m = GenerateCommandTest.run("merge", "--model", model.toString(), "--adapter", out.resolve("adapter").toString(),
           "--output", merged.toString());
       assertEquals(0, m.exit(), m.err());
+      if (dev.medtune.cuda.CudaBackendProvider.check() != null) {
+        // without a GPU, merge --device cuda is a one-line reason and writes nothing
+        Run mc = GenerateCommandTest.run("merge", "--model", model.toString(), "--adapter",
+            out.resolve("adapter").toString(), "--output", tmp.resolve("merged-cuda").toString(), "--device", "cuda");
+        assertEquals(1, mc.exit(), mc.err());
+        assertEquals(1, mc.err().strip().lines().count(), mc.err());
+        assertTrue(mc.err().contains("device 'cuda' is not usable here"), mc.err());
+        assertFalse(Files.exists(tmp.resolve("merged-cuda")));
+      }
       try (Checkpoint mc = Checkpoint.open(merged)) {
         String name = LoraMerge.weightName(1, LoraTarget.DOWN_PROJ);
         TensorInfo w = base.tensor(name);

@@ -6,6 +6,8 @@ import dev.medtune.model.Json;
 import dev.medtune.model.LlamaConfig;
 import dev.medtune.model.ModelFormatException;
 import dev.medtune.model.RandomInit;
+import dev.medtune.model.backend.Backend;
+import dev.medtune.model.backend.Tensor;
 import dev.medtune.model.safetensors.SafetensorsFile;
 import dev.medtune.model.safetensors.SafetensorsWriter;
 import dev.medtune.model.safetensors.TensorInfo;
@@ -36,11 +38,32 @@ public final class LoraMerge {
    * non-empty {@code outDir} is refused without {@code overwrite}).
    */
   public static void merge(Path modelDir, Path adapterDir, Path outDir, boolean overwrite, Consumer<String> progress) {
+    merge(modelDir, adapterDir, outDir, overwrite, progress, null);
+  }
+
+  /**
+   * {@link #merge} with the products {@code scale * B A} computed by {@code backend} (its
+   * {@code matmul}, a block of {@link #DELTA_ROWS} rows at a time: the CPU backend's threads and
+   * vectors, or the GPU), each block copied back and added to the weight row by row as the writer
+   * streams it. {@code null}: a plain loop on this thread.
+   */
+  public static void merge(Path modelDir, Path adapterDir, Path outDir, boolean overwrite, Consumer<String> progress,
+      Backend backend) {
+    merge(modelDir, adapterDir, outDir, overwrite, progress, backend, DELTA_ROWS);
+  }
+
+  /** {@link #merge(Path, Path, Path, boolean, Consumer, Backend)} with {@code blockRows} rows per product. */
+  public static void merge(Path modelDir, Path adapterDir, Path outDir, boolean overwrite, Consumer<String> progress,
+      Backend backend, int blockRows) {
+    if (blockRows < 1) {
+      throw new IllegalArgumentException("rows per product: " + blockRows + ", expected at least 1");
+    }
     RandomInit.checkDestination(outDir, overwrite);
     Path tmp = outDir.toAbsolutePath().resolveSibling("." + outDir.getFileName() + ".tmp-" + System.nanoTime());
     try (Checkpoint base = Checkpoint.open(modelDir)) {
       LlamaConfig model = base.config();
       LoraAdapter adapter = LoraAdapter.load(adapterDir, model);
+      DeltaBlocks blocks = backend == null ? null : new DeltaBlocks(backend, adapter, model, blockRows);
       Files.createDirectories(tmp);
       List<Path> shards = new ArrayList<>();
       try (Stream<Path> s = Files.list(modelDir)) {
@@ -67,7 +90,8 @@ public final class LoraMerge {
               w.add(t.name(), t.dtype(), t.shape(), t.data());
             } else {
               int layer = layerOf(t.name());
-              w.add(t.name(), t.dtype(), t.shape(), merged(t, adapter, layer, target, model));
+              w.add(t.name(), t.dtype(), t.shape(), blocks == null
+                  ? merged(t, adapter, layer, target, model) : blocks.merged(t, layer, target));
             }
           }
           w.write(tmp.resolve(shard.getFileName()));
@@ -161,6 +185,95 @@ public final class LoraMerge {
         dst[e] = w.getFloat(idx) + scale * sum;
       }
     };
+  }
+
+  /** Rows of {@code scale * B A} a backend computes at once (bounded host and device memory). */
+  static final int DELTA_ROWS = 512;
+
+  /**
+   * {@code scale * B A} by a backend, {@link #DELTA_ROWS} rows at a time, into buffers planned once
+   * for the widest projection (a backend frees nothing until it closes).
+   */
+  private static final class DeltaBlocks {
+    private final Backend backend;
+    private final LoraAdapter adapter;
+    private final LlamaConfig model;
+    private final int r;
+    private final float scale;
+    private final Tensor aBuf;
+    private final Tensor bBuf;
+    private final Tensor deltaBuf;
+    private final float[] host;
+    private final int blockRows;
+    private Object owner; // the Source whose block host holds
+
+    DeltaBlocks(Backend backend, LoraAdapter adapter, LlamaConfig model, int blockRows) {
+      this.blockRows = blockRows;
+      this.backend = backend;
+      this.adapter = adapter;
+      this.model = model;
+      this.r = adapter.config().r();
+      this.scale = (float) adapter.config().scale();
+      int maxIn = 1;
+      for (LoraTarget t : adapter.config().targets()) {
+        maxIn = Math.max(maxIn, t.inFeatures(model));
+      }
+      aBuf = backend.allocate((long) r * maxIn);
+      bBuf = backend.allocate((long) blockRows * r);
+      deltaBuf = backend.allocate((long) blockRows * maxIn);
+      host = new float[blockRows * maxIn];
+    }
+
+    SafetensorsWriter.FloatSource merged(TensorInfo w, int layer, LoraTarget t) {
+      int in = t.inFeatures(model);
+      int out = t.outFeatures(model);
+      if (w.shape().length != 2 || w.shape()[0] != out || w.shape()[1] != in) {
+        throw new ModelFormatException(w.name() + ": shape " + java.util.Arrays.toString(w.shape())
+            + ", expected [" + out + ", " + in + "] from config.json");
+      }
+      return new Source(w, adapter.a(layer, t), adapter.b(layer, t), in, out);
+    }
+
+    /** One projection's merged elements; the block in {@code host} is this source's while {@code owner == this}. */
+    private final class Source implements SafetensorsWriter.FloatSource {
+      private final TensorInfo w;
+      private final float[] a;
+      private final float[] b;
+      private final int in;
+      private final int out;
+      private int first = -1; // the first row of the block in host
+
+      Source(TensorInfo w, float[] a, float[] b, int in, int out) {
+        this.w = w;
+        this.a = a;
+        this.b = b;
+        this.in = in;
+        this.out = out;
+      }
+
+      @Override
+      public void fill(long from, float[] dst, int n) {
+        for (int e = 0; e < n; ) {
+          long idx = from + e;
+          int o = (int) (idx / in);
+          if (owner != this || o < first || o >= first + blockRows) {
+            int rows = Math.min(blockRows, out - o);
+            backend.copyFromHost(a, aBuf, 0);
+            backend.copyFromHost(java.util.Arrays.copyOfRange(b, o * r, (o + rows) * r), bBuf, 0);
+            backend.matmul(deltaBuf, bBuf, false, aBuf, false, rows, in, r, scale, 0f);
+            backend.copyToHost(deltaBuf, 0, host, rows * in);
+            owner = this;
+            first = o;
+          }
+          int at = (int) (idx - (long) first * in);
+          int upTo = Math.min(n - e, Math.min(blockRows, out - first) * in - at);
+          for (int i = 0; i < upTo; i++) {
+            dst[e + i] = w.getFloat(idx + i) + host[at + i];
+          }
+          e += upTo;
+        }
+      }
+    }
   }
 
   private static LoraTarget adaptedTarget(String name, LoraAdapter adapter) {
