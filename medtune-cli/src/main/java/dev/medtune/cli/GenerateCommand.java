@@ -91,6 +91,10 @@ final class GenerateCommand implements Callable<Integer> {
       description = "auto (CUDA when present, else CPU), cpu or cuda (default: ${DEFAULT-VALUE}).")
   String device;
 
+  @Option(names = "--special-tokens",
+      description = "Print special tokens (<|eot_id|>, reserved ones) as text; by default they are left out of the answer.")
+  boolean specialTokens;
+
   @Override
   public Integer call() {
     model = HubAccess.model(model, new java.io.PrintWriter(System.err, true));
@@ -134,7 +138,7 @@ final class GenerateCommand implements Callable<Integer> {
       long prefillTokens = 0, prefillNanos = 0, decodeTokens = 0, decodeNanos = 0;
       for (int from = 0; from < ids.size(); from += batch) {
         List<int[]> group = ids.subList(from, Math.min(ids.size(), from + batch));
-        Printer printer = new Printer(out, tokenizer, group.size(), from, prompts.size() > 1);
+        Printer printer = new Printer(out, tokenizer, group.size(), from, prompts.size() > 1, specialTokens);
         Generator.Result r = generator.generate(group, params, maxNewTokens, printer::onToken);
         printer.finish();
         prefillTokens += r.prefillTokens();
@@ -230,7 +234,7 @@ final class GenerateCommand implements Callable<Integer> {
     private final boolean headers;
     private int current;
 
-    Printer(PrintStream out, LlamaTokenizer tokenizer, int n, int first, boolean headers) {
+    Printer(PrintStream out, LlamaTokenizer tokenizer, int n, int first, boolean headers, boolean specialTokens) {
       this.out = out;
       this.decoders = new StreamingDecoder[n];
       this.held = new StringBuilder[n];
@@ -238,7 +242,7 @@ final class GenerateCommand implements Callable<Integer> {
       this.first = first;
       this.headers = headers;
       for (int i = 0; i < n; i++) {
-        decoders[i] = tokenizer.streamingDecoder();
+        decoders[i] = tokenizer.streamingDecoder(!specialTokens);
         held[i] = new StringBuilder();
       }
       header(0);

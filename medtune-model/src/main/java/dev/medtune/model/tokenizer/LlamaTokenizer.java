@@ -210,7 +210,15 @@ public final class LlamaTokenizer implements AutoCloseable {
 
   /** A decoder for generated ids, one at a time, that never returns half a UTF-8 character. */
   public StreamingDecoder streamingDecoder() {
-    return new StreamingDecoder(this);
+    return new StreamingDecoder(this, false);
+  }
+
+  /**
+   * {@link #streamingDecoder()} that drops special tokens ({@code <|eot_id|>}, the reserved ones)
+   * as {@link #decode(int[], boolean)} with {@code skipSpecialTokens} does: what an answer shows.
+   */
+  public StreamingDecoder streamingDecoder(boolean skipSpecialTokens) {
+    return new StreamingDecoder(this, skipSpecialTokens);
   }
 
   /** The bytes a token stands for (byte-level tokenizers). */

@@ -11,7 +11,8 @@ import java.util.List;
  * incomplete trailing character are held back until the token that completes them arrives;
  * {@link #flush()} returns what is left (an incomplete tail becomes U+FFFD, as the Hugging Face
  * decoder's lossy UTF-8 does). The concatenation of every {@link #push} and the final
- * {@link #flush} equals {@link LlamaTokenizer#decode(int[])} of all the ids.
+ * {@link #flush} equals {@link LlamaTokenizer#decode(int[])} of all the ids (with special tokens
+ * skipped, {@code decode(ids, true)}).
  *
  * <p>For a tokenizer whose decoder is not byte-level, it re-decodes the ids since the last complete
  * text and holds back while the text ends in U+FFFD (transformers' {@code TextStreamer} approach).
@@ -20,13 +21,18 @@ public final class StreamingDecoder {
   private final LlamaTokenizer tokenizer;
   private final ByteArrayOutputStream pending = new ByteArrayOutputStream();
   private final List<Integer> pendingIds = new ArrayList<>();
+  private final boolean skipSpecial;
 
-  StreamingDecoder(LlamaTokenizer tokenizer) {
+  StreamingDecoder(LlamaTokenizer tokenizer, boolean skipSpecial) {
     this.tokenizer = tokenizer;
+    this.skipSpecial = skipSpecial;
   }
 
-  /** Adds one id; returns the text it completes (possibly empty). */
+  /** Adds one id; returns the text it completes (possibly empty; always empty for a skipped special token). */
   public String push(int id) {
+    if (skipSpecial && tokenizer.isSpecial(id)) {
+      return "";
+    }
     if (!tokenizer.byteLevel()) {
       pendingIds.add(id);
       String text = tokenizer.decode(pendingIds.stream().mapToInt(Integer::intValue).toArray());

@@ -103,6 +103,30 @@ class LlamaTokenizerTest {
   }
 
   @Test
+  void streamingCanSkipSpecialTokensAsDecodeDoes() {
+    // BOS, text, a reserved special token and <|eot_id|> mid-stream (what a barely trained model emits)
+    int[] text = tok.encode("Terbutaline. 🫀 is a heart", true);
+    int reserved = tok.tokenId("<|reserved_special_token_163|>");
+    int eot = tok.tokenId("<|eot_id|>");
+    assertTrue(reserved >= 0 && eot >= 0 && tok.isSpecial(reserved) && tok.isSpecial(eot));
+    int[] ids = new int[text.length + 2];
+    System.arraycopy(text, 0, ids, 0, 4);
+    ids[4] = reserved;
+    System.arraycopy(text, 4, ids, 5, text.length - 4);
+    ids[ids.length - 1] = eot;
+    for (boolean skip : new boolean[] {false, true}) {
+      StreamingDecoder sd = tok.streamingDecoder(skip);
+      StringBuilder sb = new StringBuilder();
+      for (int id : ids) {
+        sb.append(sd.push(id));
+      }
+      sb.append(sd.flush());
+      assertEquals(tok.decode(ids, skip), sb.toString(), "skip " + skip);
+      assertEquals(!skip, sb.toString().contains("<|reserved_special_token_163|>"), sb.toString());
+    }
+  }
+
+  @Test
   void emojiSplitAcrossByteTokensIsHeldBackUntilComplete() {
     // 🫀 is F0 9F AB 80: Llama 3 has no single token for it, so it spans byte tokens
     int[] ids = tok.encode("🫀", false);
