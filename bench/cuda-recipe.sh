@@ -10,7 +10,7 @@
 #
 #   bench/cuda-recipe.sh prepare [DEST]      on this machine (JDK, Maven, the tokenizer in
 #       ~/.cache/medtune from scripts/fetch-llama3-tokenizer.sh). Writes DEST (default
-#       /work/main/.device/recipe, git-ignored): lib/ (the module jars and the dependency jars
+#       .device/recipe in the checkout, git-ignored): lib/ (the module jars and the dependency jars
 #       `train` and `init-model` need - no DuckDB, the tokenizers jar stripped to its linux-x86_64
 #       native), data/train.jsonl.gz (prepare's train.jsonl), tokenizer/ (tokenizer.json.gz,
 #       tokenizer_config.json), this script, commit. About 16 MB; with .device/jre.tgz (28 MB)
@@ -43,7 +43,7 @@ prepare() {
   set -e
   local root dest work tok
   root=$(cd "$here/.." && pwd)
-  dest=${1:-/work/main/.device/recipe}
+  dest=${1:-$root/.device/recipe}
   . "$root/scripts/jdk.sh"
   medtune_find_jdk
   cd "$root"
@@ -89,8 +89,7 @@ EOF
   gzip -c "$work/prepared/train.jsonl" > "$dest.tmp/data/train.jsonl.gz"
   cp "$work/prepared/report.json" "$dest.tmp/data/prepare-report.json"
   # real MedMCQA questions (the shared dev sample) for the generate and eval runs after training
-  cp "$root/../shared/data/medmcqa/dev-choices.jsonl" "$dest.tmp/data/" 2>/dev/null \
-    || cp /work/shared/data/medmcqa/dev-choices.jsonl "$dest.tmp/data/"
+  cp "$root/../shared/data/medmcqa/dev-choices.jsonl" "$dest.tmp/data/"
   gzip -c "$tok/tokenizer.json" > "$dest.tmp/tokenizer/tokenizer.json.gz"
   cp "$tok/tokenizer_config.json" "$dest.tmp/tokenizer/"
   cp "$here/cuda-recipe.sh" "$dest.tmp/"

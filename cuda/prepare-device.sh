@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Prepares a GPU run (on this machine, which needs no GPU): builds medtune-cuda and its tests,
-# and copies what cuda/run-on-gpu.sh needs into <dest> (default: /work/main/.device/cuda), which
+# and copies what cuda/run-on-gpu.sh needs into <dest> (default: .device/cuda in the checkout), which
 # the device call carries together with .device/jre.tgz (made by /work/shared/tools/device-jre.sh).
 # Nothing is built on the GPU machine. Carried: the module jars, Jackson (fixtures' JSON), the
 # JUnit console launcher, the test classes and fixtures; about 6 MB.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-dest=${1:-/work/main/.device/cuda}
+dest=${1:-$root/.device/cuda}
 export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 cd "$root"
 # package, not install: the jars come from each module's target/, never from the shared ~/.m2

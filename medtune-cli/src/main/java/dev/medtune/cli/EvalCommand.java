@@ -13,7 +13,6 @@ import dev.medtune.data.McqReader;
 import dev.medtune.data.PrepareException;
 import dev.medtune.data.PromptTemplate;
 import dev.medtune.model.backend.Backend;
-import dev.medtune.model.backend.Backends;
 import dev.medtune.model.train.LossOn;
 import dev.medtune.model.train.SftExample;
 import java.io.IOException;
@@ -150,7 +149,7 @@ final class EvalCommand implements Callable<Integer> {
 
     ObjectNode json;
     String markdown;
-    try (Backend backend = openBackend()) {
+    try (Backend backend = Devices.open(device)) {
       if (method.equals("loss")) {
         List<SftExample> examples = SftExample.readJsonl(data, LossOn.COMPLETION);
         if (limit != null && examples.size() > limit) {
@@ -264,13 +263,6 @@ final class EvalCommand implements Callable<Integer> {
     }
   }
 
-  private Backend openBackend() {
-    try {
-      return Backends.open(device);
-    } catch (IllegalStateException e) {
-      throw new MedtuneFailure(e.getMessage(), e);
-    }
-  }
 
   /** The data's SHA-256; for a folder, of its data files' names and contents in path order. */
   private static String sha256(Path file) throws IOException {

@@ -9,7 +9,6 @@ import dev.medtune.model.Llama;
 import dev.medtune.model.LlamaConfig;
 import dev.medtune.model.Sampler;
 import dev.medtune.model.backend.Backend;
-import dev.medtune.model.backend.Backends;
 import dev.medtune.model.tokenizer.LlamaTokenizer;
 import dev.medtune.model.tokenizer.StreamingDecoder;
 import java.io.IOException;
@@ -112,7 +111,7 @@ final class GenerateCommand implements Callable<Integer> {
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
     try (Checkpoint base = Checkpoint.open(model);
         LlamaTokenizer tokenizer = LlamaTokenizer.load(model);
-        Backend backend = openBackend()) {
+        Backend backend = Devices.open(device)) {
       Checkpoint checkpoint = withAdapter(base);
       LlamaConfig config = checkpoint.config();
       List<int[]> ids = new ArrayList<>();
@@ -167,13 +166,6 @@ final class GenerateCommand implements Callable<Integer> {
     return nanos == 0 ? 0 : tokens * 1e9 / nanos;
   }
 
-  private Backend openBackend() {
-    try {
-      return Backends.open(device);
-    } catch (IllegalStateException e) {
-      throw new MedtuneFailure(e.getMessage());
-    }
-  }
 
   private List<String> prompts() {
     if (input.question != null) {

@@ -1,7 +1,6 @@
 package dev.medtune.cli;
 
 import dev.medtune.model.backend.Backend;
-import dev.medtune.model.backend.Backends;
 import dev.medtune.model.lora.LoraMerge;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -47,7 +46,7 @@ final class MergeCommand implements Callable<Integer> {
     }
     long t0 = System.nanoTime();
     String on;
-    try (Backend backend = openBackend()) {
+    try (Backend backend = Devices.open(device)) {
       // on the CPU the plain loop, the very sums `generate`/`eval --adapter` make in memory (a merged
       // model then scores bit for bit as the adapter applied); elsewhere the device's products
       boolean cpu = "cpu".equals(backend.name());
@@ -61,11 +60,4 @@ final class MergeCommand implements Callable<Integer> {
     return 0;
   }
 
-  private Backend openBackend() {
-    try {
-      return Backends.open(device);
-    } catch (IllegalStateException e) {
-      throw new MedtuneFailure(e.getMessage());
-    }
-  }
 }

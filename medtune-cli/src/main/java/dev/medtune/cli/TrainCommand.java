@@ -2,7 +2,6 @@ package dev.medtune.cli;
 
 import dev.medtune.model.Checkpoint;
 import dev.medtune.model.backend.Backend;
-import dev.medtune.model.backend.Backends;
 import dev.medtune.model.lora.LoraConfig;
 import dev.medtune.model.lora.LoraTarget;
 import dev.medtune.model.tokenizer.LlamaTokenizer;
@@ -203,7 +202,7 @@ final class TrainCommand implements Callable<Integer> {
       prepareOutput(output, resume, overwrite);
       try (Checkpoint ck = Checkpoint.open(model);
           LlamaTokenizer tok = LlamaTokenizer.load(model);
-          Backend backend = Backends.open(device)) {
+          Backend backend = Devices.open(device)) {
         config.checkFits(ck.config());
         TokenizedExample.Dataset train = tokenize(data, tok, config);
         TokenizedExample.Dataset valSet = val == null ? null : tokenize(val, tok, config);

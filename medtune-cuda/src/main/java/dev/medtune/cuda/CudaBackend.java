@@ -658,10 +658,16 @@ final class CudaBackend implements Backend {
 
   @Override
   public void ropeForward(Tensor x, Tensor table, int[] positions, int rows, int heads, int headDim) {
+    rope("rope_forward", "ropeForward", "x", x, table, positions, rows, heads, headDim);
+  }
+
+  /** The rotation of ropeForward ({@code rope_forward}) or by the negative angle (ropeBackward). */
+  private void rope(String kernel, String op, String what, Tensor x, Tensor table, int[] positions, int rows,
+      int heads, int headDim) {
     enter();
-    CudaTensor xt = f32(x, "ropeForward", "x");
-    CudaTensor tab = f32(table, "ropeForward", "table");
-    checkRange(xt, 0, (long) rows * heads * headDim, "ropeForward x");
+    CudaTensor xt = f32(x, op, what);
+    CudaTensor tab = f32(table, op, "table");
+    checkRange(xt, 0, (long) rows * heads * headDim, op + " " + what);
     long maxPositions = tab.size() / headDim;
     for (int t = 0; t < rows; t++) {
       if (positions[t] < 0 || positions[t] >= maxPositions) {
@@ -669,9 +675,16 @@ final class CudaBackend implements Backend {
             + " is outside the rope table of " + maxPositions + " positions");
       }
     }
-    long pos = ints(positions, rows, "ropeForward");
+    long pos = ints(positions, rows, op);
     long pairs = (long) rows * heads * (headDim / 2);
-    launch("rope_forward", gridFor(pairs), ELEMENTWISE_BLOCK, 0, xt.address(), tab.address(), pos, rows, heads, headDim);
+    launch(kernel, gridFor(pairs), ELEMENTWISE_BLOCK, 0, xt.address(), tab.address(), pos, rows, heads, headDim);
+  }
+
+  private static void checkHeads(int heads, int kvHeads) {
+    if (heads % kvHeads != 0) {
+      throw new IllegalArgumentException("attention: " + heads + " query heads are not a multiple of "
+          + kvHeads + " KV heads");
+    }
   }
 
   private static void checkSlots(String op, int[] slots, int[] positions, int rows, long slotCount, int maxLength) {
@@ -773,10 +786,7 @@ final class CudaBackend implements Backend {
   public void attentionForward(Tensor out, Tensor att, Tensor q, Tensor kCache, Tensor vCache,
       int[] slots, int[] positions, int rows, int heads, int kvHeads, int headDim, int maxLength) {
     enter();
-    if (heads % kvHeads != 0) {
-      throw new IllegalArgumentException("attention: " + heads + " query heads are not a multiple of "
-          + kvHeads + " KV heads");
-    }
+    checkHeads(heads, kvHeads);
     CudaTensor o = f32(out, "attentionForward", "out");
     CudaTensor p = f32(att, "attentionForward", "att");
     CudaTensor qt = f32(q, "attentionForward", "q");
@@ -881,20 +891,7 @@ final class CudaBackend implements Backend {
 
   @Override
   public void ropeBackward(Tensor dx, Tensor table, int[] positions, int rows, int heads, int headDim) {
-    enter();
-    CudaTensor xt = f32(dx, "ropeBackward", "dx");
-    CudaTensor tab = f32(table, "ropeBackward", "table");
-    checkRange(xt, 0, (long) rows * heads * headDim, "ropeBackward dx");
-    long maxPositions = tab.size() / headDim;
-    for (int t = 0; t < rows; t++) {
-      if (positions[t] < 0 || positions[t] >= maxPositions) {
-        throw new IllegalArgumentException("position " + positions[t] + " of row " + t
-            + " is outside the rope table of " + maxPositions + " positions");
-      }
-    }
-    long pos = ints(positions, rows, "ropeBackward");
-    long pairs = (long) rows * heads * (headDim / 2);
-    launch("rope_backward", gridFor(pairs), ELEMENTWISE_BLOCK, 0, xt.address(), tab.address(), pos, rows, heads, headDim);
+    rope("rope_backward", "ropeBackward", "dx", dx, table, positions, rows, heads, headDim);
   }
 
   @Override
@@ -924,10 +921,7 @@ final class CudaBackend implements Backend {
       Tensor kCache, Tensor vCache, Tensor att, int[] slots, int[] positions,
       int rows, int heads, int kvHeads, int headDim, int maxLength) {
     enter();
-    if (heads % kvHeads != 0) {
-      throw new IllegalArgumentException("attention: " + heads + " query heads are not a multiple of "
-          + kvHeads + " KV heads");
-    }
+    checkHeads(heads, kvHeads);
     CudaTensor dqt = f32(dq, "attentionBackward", "dq");
     CudaTensor dkc = f32(dkCache, "attentionBackward", "dkCache");
     CudaTensor dvc = f32(dvCache, "attentionBackward", "dvCache");

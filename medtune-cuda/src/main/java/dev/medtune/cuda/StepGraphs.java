@@ -732,6 +732,10 @@ final class StepGraphs implements AutoCloseable {
       throw new IllegalStateException("CUDA graphs forgotten inside the step " + current.key);
     }
     device.synchronize("the steps before freeing their CUDA graphs");
+    destroyAll();
+  }
+
+  private void destroyAll() {
     for (Step s : steps.values()) {
       destroy(s);
     }
@@ -745,9 +749,7 @@ final class StepGraphs implements AutoCloseable {
       if (mode == Mode.CAPTURE) {
         endCaptureQuietly();
       }
-      for (Step s : steps.values()) {
-        destroy(s);
-      }
+      destroyAll();
       free(retired);
       if (slabHost != null) {
         device.freeHost(slabHost);

@@ -165,10 +165,7 @@ public final class LoraMerge {
       LlamaConfig model) {
     int in = t.inFeatures(model);
     int out = t.outFeatures(model);
-    if (w.shape().length != 2 || w.shape()[0] != out || w.shape()[1] != in) {
-      throw new ModelFormatException(w.name() + ": shape " + java.util.Arrays.toString(w.shape())
-          + ", expected [" + out + ", " + in + "] from config.json");
-    }
+    checkShape(w, out, in);
     int r = adapter.config().r();
     float scale = (float) adapter.config().scale();
     float[] a = adapter.a(layer, t);
@@ -185,6 +182,13 @@ public final class LoraMerge {
         dst[e] = w.getFloat(idx) + scale * sum;
       }
     };
+  }
+
+  private static void checkShape(TensorInfo w, int out, int in) {
+    if (w.shape().length != 2 || w.shape()[0] != out || w.shape()[1] != in) {
+      throw new ModelFormatException(w.name() + ": shape " + java.util.Arrays.toString(w.shape())
+          + ", expected [" + out + ", " + in + "] from config.json");
+    }
   }
 
   /** Rows of {@code scale * B A} a backend computes at once (bounded host and device memory). */
@@ -227,10 +231,7 @@ public final class LoraMerge {
     SafetensorsWriter.FloatSource merged(TensorInfo w, int layer, LoraTarget t) {
       int in = t.inFeatures(model);
       int out = t.outFeatures(model);
-      if (w.shape().length != 2 || w.shape()[0] != out || w.shape()[1] != in) {
-        throw new ModelFormatException(w.name() + ": shape " + java.util.Arrays.toString(w.shape())
-            + ", expected [" + out + ", " + in + "] from config.json");
-      }
+      checkShape(w, out, in);
       return new Source(w, adapter.a(layer, t), adapter.b(layer, t), in, out);
     }
 
